@@ -1,8 +1,23 @@
 //! rpm database readers: find the tree's rpmdb and turn it into packages and
-//! file ownership. (Interface stub: being filled in.)
+//! file ownership.
+//!
+//! Only rpm's sqlite backend (`rpmdb.sqlite`, the default since rpm 4.16) is
+//! read. The tree is never modified: the database is copied out before it is
+//! opened (see the `sqlite` submodule), and every path is looked up through
+//! the root [`Dir`], with symlinks resolved inside the root (see [`find`]).
 
-use anyhow::Result;
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use anyhow::{Context, Result};
 use cap_std::fs::Dir;
+
+pub mod find;
+mod header;
+mod sqlite;
+
+#[cfg(test)]
+mod tests;
 
 /// One installed package, as read from a header blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +38,60 @@ pub struct Package {
     pub files: Vec<String>,
 }
 
+impl Package {
+    /// The package as rpm's `%{nevra}` prints it:
+    /// `name-[epoch:]version-release[.arch]`.
+    ///
+    /// Like rpm, the epoch is shown whenever the header has one, even `0`,
+    /// and the `.arch` suffix is left out when there is no arch (as for
+    /// `gpg-pubkey`). (rpm would print `.src` for an arch-less header that
+    /// also lacks `SOURCERPM`, i.e. a source package; those are never
+    /// installed, so that case is not modelled.)
+    pub fn nevra(&self) -> String {
+        let mut out = format!("{}-", self.name);
+        if let Some(epoch) = self.epoch {
+            out.push_str(&format!("{epoch}:"));
+        }
+        out.push_str(&format!("{}-{}", self.version, self.release));
+        if !self.arch.is_empty() {
+            out.push('.');
+            out.push_str(&self.arch);
+        }
+        out
+    }
+}
+
+/// Compare two packages' epoch-version-release the way rpm does (rpmvercmp
+/// on each part, via the `rpm-version` crate). A missing epoch counts as 0.
+/// Names and arches are not compared.
+pub fn evr_cmp(a: &Package, b: &Package) -> Ordering {
+    fn evr(p: &Package) -> rpm_version::Evr<'_> {
+        let epoch = Cow::Owned(p.epoch.unwrap_or(0).to_string());
+        rpm_version::Evr::new(
+            epoch,
+            Cow::Borrowed(p.version.as_str()),
+            Cow::Borrowed(p.release.as_str()),
+        )
+    }
+    evr(a).cmp(&evr(b))
+}
+
+/// The order packages are listed in: name, then EVR as rpm orders it, then
+/// arch. Ties that rpm considers equal (`1.01` vs `1.1`, a missing vs a `0`
+/// epoch, duplicate installs) are broken on the raw fields so the order is
+/// total and the output byte-stable.
+pub fn package_cmp(a: &Package, b: &Package) -> Ordering {
+    a.name
+        .cmp(&b.name)
+        .then_with(|| evr_cmp(a, b))
+        .then_with(|| a.arch.cmp(&b.arch))
+        .then_with(|| a.epoch.cmp(&b.epoch))
+        .then_with(|| a.version.cmp(&b.version))
+        .then_with(|| a.release.cmp(&b.release))
+        .then_with(|| a.sha256header.cmp(&b.sha256header))
+        .then_with(|| a.files.cmp(&b.files))
+}
+
 /// The rpm database found in a tree.
 #[derive(Debug, Clone)]
 pub struct RpmDb {
@@ -33,6 +102,52 @@ pub struct RpmDb {
 }
 
 /// Find and read the rpm database of the tree rooted at `root`.
-pub fn read(_root: &Dir) -> Result<Option<RpmDb>> {
-    anyhow::bail!("rpmdb reader not implemented yet")
+///
+/// The candidate directories are tried in rpm's order (see
+/// [`find::CANDIDATES`]); the first holding `rpmdb.sqlite` wins. `Ok(None)`
+/// means the tree has no rpm database. A Berkeley DB or ndb database, an
+/// unreadable or corrupt `rpmdb.sqlite`, or a corrupt header is an error
+/// naming the file (and the header's `hnum`). The tree is left untouched.
+pub fn read(root: &Dir) -> Result<Option<RpmDb>> {
+    let Some(found) = find::find(root)? else {
+        return Ok(None);
+    };
+    let name = found.display_name();
+    let packages = read_sqlite(root, &found.file, &name)?;
+    Ok(Some(RpmDb {
+        location: found.location,
+        packages,
+    }))
+}
+
+/// Read an rpmdb directory (one holding `rpmdb.sqlite`) directly, e.g. a
+/// `--dbpath` outside any tree. `location` is only used for
+/// [`RpmDb::location`] and error messages. Symlinks are resolved inside
+/// `dbdir`, as for [`read`].
+pub fn read_dbdir(dbdir: &Dir, location: &str) -> Result<RpmDb> {
+    let name = format!("{}/{}", location.trim_end_matches('/'), find::SQLITE_FILE);
+    let file = find::resolve(dbdir, std::path::Path::new(find::SQLITE_FILE))
+        .with_context(|| format!("{name}: looking it up"))?
+        .with_context(|| format!("{name}: not found"))?;
+    let packages = read_sqlite(dbdir, &file, &name)?;
+    Ok(RpmDb {
+        location: location.to_owned(),
+        packages,
+    })
+}
+
+/// Read and sort all packages of the sqlite database at `file` in `root`.
+/// Every error's outermost message starts with `name` (the database file as
+/// users know it), and with the row's `hnum` for a bad header.
+fn read_sqlite(root: &Dir, file: &std::path::Path, name: &str) -> Result<Vec<Package>> {
+    let db = sqlite::DbCopy::open(root, file, name)?;
+    let mut packages = Vec::new();
+    db.for_each_header(|hnum, blob| {
+        let package =
+            header::parse_blob(blob).with_context(|| format!("{name}: header #{hnum}"))?;
+        packages.push(package);
+        Ok(())
+    })?;
+    packages.sort_by(package_cmp);
+    Ok(packages)
 }

@@ -1,0 +1,138 @@
+//! Reading rpm's sqlite backend without touching the tree.
+//!
+//! Opening `rpmdb.sqlite` in place would let sqlite create or rewrite the
+//! `-shm` and `-wal` files next to it (and checkpoint into the database on
+//! close), so the tree would no longer be byte-identical. Instead the
+//! database and its write-ahead log are copied into a private temporary
+//! directory and the copy is opened; sqlite replays committed transactions
+//! that only live in the WAL when it opens the copy, so they are seen (and a
+//! hot rollback journal is rolled back, as sqlite would in place).
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use cap_std::fs::Dir;
+use rusqlite::{Connection, OpenFlags};
+
+use super::find::resolve;
+
+/// Files sqlite keeps next to a database that can hold committed data:
+/// the write-ahead log (rpm's mode) and a hot rollback journal.
+const SIDECARS: [&str; 2] = ["-wal", "-journal"];
+
+/// A private copy of an rpmdb, deleted when dropped.
+pub struct DbCopy {
+    /// Keeps the temporary directory alive.
+    _dir: tempfile::TempDir,
+    /// The open connection to the copy.
+    conn: Connection,
+    /// The database file as users know it, for error messages.
+    name: String,
+}
+
+impl DbCopy {
+    /// Copy `file` (relative to `root`, symlink-free) and its non-empty WAL,
+    /// then open the copy. Errors start with `name`, the database file as
+    /// users know it (`/usr/lib/sysimage/rpm/rpmdb.sqlite`).
+    pub fn open(root: &Dir, file: &Path, name: &str) -> Result<Self> {
+        Self::open_inner(root, file, name).with_context(|| format!("{name}: opening a copy"))
+    }
+
+    /// [`DbCopy::open`] without the context.
+    fn open_inner(root: &Dir, file: &Path, name: &str) -> Result<Self> {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let local = dir.path().join("rpmdb.sqlite");
+        let meta = root.metadata(file)?;
+        ensure!(meta.is_file(), "not a regular file");
+        copy_out(root, file, &local)?;
+        for suffix in SIDECARS {
+            if let Some(src) = sidecar(root, file, suffix)? {
+                copy_out(root, &src, &with_suffix(&local, suffix))
+                    .with_context(|| format!("copying {}", src.display()))?;
+            }
+        }
+        // Read-write only on the private copy: sqlite writes the `-shm` index
+        // to replay the WAL. Never create: an absent copy would be a bug.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&local, flags)?;
+        check_complete(&conn, &local)?;
+        Ok(DbCopy {
+            _dir: dir,
+            conn,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Call `each(hnum, blob)` for every row of `Packages`, by `hnum`.
+    ///
+    /// Database errors are reported with the file's name; errors from `each`
+    /// are passed on as they are.
+    pub fn for_each_header(&self, mut each: impl FnMut(i64, &[u8]) -> Result<()>) -> Result<()> {
+        let name = &self.name;
+        let sql = |e: rusqlite::Error| {
+            anyhow::Error::new(e).context(format!("{name}: reading the Packages table"))
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
+            .map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
+            let hnum: i64 = row.get(0).map_err(sql)?;
+            let blob = row.get_ref(1).map_err(sql)?.as_blob().map_err(|e| {
+                anyhow::Error::new(e).context(format!("{name}: header #{hnum}: not a blob"))
+            })?;
+            each(hnum, blob)?;
+        }
+        Ok(())
+    }
+}
+
+/// `file` with `suffix` appended to its name.
+fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The sidecar of `file` with `suffix`, resolved inside the root, when it is
+/// a non-empty regular file (rpm leaves an empty `-wal` behind on exit).
+fn sidecar(root: &Dir, file: &Path, suffix: &str) -> Result<Option<PathBuf>> {
+    let path = with_suffix(file, suffix);
+    let found = resolve(root, &path).with_context(|| format!("looking for {}", path.display()))?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let meta = root.metadata(&found)?;
+    Ok((meta.is_file() && meta.len() > 0).then_some(found))
+}
+
+/// Fold any WAL into the copy, then check that the file holds every page
+/// its header claims: sqlite itself reads a truncated tail as zeros and may
+/// not notice when those pages belong to another table.
+fn check_complete(conn: &Connection, local: &Path) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let need = u64::try_from(pages)
+        .ok()
+        .zip(u64::try_from(page_size).ok())
+        .and_then(|(p, s)| p.checked_mul(s))
+        .context("nonsensical page count or size")?;
+    let have = std::fs::metadata(local)?.len();
+    ensure!(
+        have >= need,
+        "file is truncated: {have} bytes, but it should hold {pages} pages of {page_size} bytes"
+    );
+    Ok(())
+}
+
+/// Copy one file out of the tree into a fresh private file.
+fn copy_out(root: &Dir, from: &Path, to: &Path) -> Result<()> {
+    let mut src = root.open(from)?;
+    let mut dst = File::create_new(to)?;
+    io::copy(&mut src, &mut dst)?;
+    Ok(())
+}
