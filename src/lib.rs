@@ -1,1 +1,39 @@
+//! # ostree-finalize
+//!
+//! The last step of a Containerfile that derives an OS from an ostree-based
+//! base image, and a linter for such images. A tour of the pipeline, in the
+//! order a `finalize` run meets it:
+//!
+//! 1. [`cli`] parses flags once (and maps ostree's `container finalize`
+//!    external-command argv); [`commands`] runs them and owns the exit code.
+//! 2. [`rootfs`] opens the root — the only ambient authority — and walks it
+//!    through directory handles, never following a symlink out and never
+//!    entering a mount point, hashing files in parallel.
+//! 3. [`manifest`] is the base reference that [`snapshot`] records: every
+//!    path with its metadata and digest, the rpm package set, ownership.
+//! 4. [`rpmdb`] finds and reads the tree's rpm database.
+//! 5. [`diff`] (paths) and [`pkgdiff`] (packages) compare base and build;
+//!    both are pure.
+//! 6. [`checks`] turns changes into findings, from one registry of named
+//!    checks; [`zones`] says which part of an ostree system a path is in.
+//! 7. [`engine`] strings 2–6 together; [`report`] is the one report model
+//!    and its renderers.
+//!
+//! `Err` means the tool could not do its job (exit 2); a finding means the
+//! tree broke a rule (exit 1 when it is a deny).
+
+#![forbid(unsafe_code)]
+
+pub mod checks;
+pub mod cli;
+pub mod commands;
+pub mod diff;
+pub mod engine;
+pub mod manifest;
+pub mod path;
+pub mod pkgdiff;
+pub mod report;
+pub mod rootfs;
 pub mod rpmdb;
+pub mod snapshot;
+pub mod zones;

@@ -1,0 +1,50 @@
+//! The add-only rule for packages: `rpm-base-changed`.
+
+use super::{Check, Finding, Input, Level};
+
+/// `rpm-base-changed`.
+pub const BASE_CHANGED: Check = Check {
+    id: "rpm-base-changed",
+    default_level: Level::Deny,
+    overridable: true,
+    summary: "A base package was upgraded, downgraded, removed or replaced",
+    description: "The rpm database shows that a package of the base image is no \
+longer the one the base shipped: `rpm -Uvh`/`dnf upgrade` (upgraded), an older \
+build (downgraded), `rpm -e`/`dnf remove` (removed), or the same version with a \
+different header (replaced by a rebuild). Versions are compared with rpmvercmp. \
+Base packages are updated by moving to a newer base image, not inside a derived \
+build. Fix: drop the package operation; if it is deliberate (e.g. a hotfix kernel), \
+build with --allow-overrides and LABEL ostree.override=true.",
+};
+
+pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
+    let p = input.packages;
+    let mut push = |pkg: &str, msg: String| {
+        out.push(Finding::new(&BASE_CHANGED, None, format!("{msg}.")).with_package(Some(pkg)));
+    };
+    for c in &p.upgraded {
+        push(
+            &c.from,
+            format!("base package {} was upgraded to {}", c.from, c.to),
+        );
+    }
+    for c in &p.downgraded {
+        push(
+            &c.from,
+            format!("base package {} was downgraded to {}", c.from, c.to),
+        );
+    }
+    for c in &p.replaced {
+        push(
+            &c.from,
+            format!(
+                "base package {} was replaced by a different build of the same version \
+                 (its SHA256HEADER differs)",
+                c.from
+            ),
+        );
+    }
+    for nevra in &p.removed {
+        push(nevra, format!("base package {nevra} was removed"));
+    }
+}

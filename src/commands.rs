@@ -1,0 +1,108 @@
+//! Runs a parsed command and decides the exit code (0, 1 or 2) in one place.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::checks::CHECKS;
+use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, SnapshotArgs};
+use crate::engine::{self, EvalOptions};
+use crate::manifest;
+use crate::report::{self, Report, Verdict};
+use crate::rootfs;
+
+/// Exit code: passed.
+pub const EXIT_PASS: u8 = 0;
+/// Exit code: forbidden changes found.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit code: the tool could not do its job.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Run and map the outcome to an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ostree-finalize: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Snapshot(args) => snapshot(&args),
+        Command::Finalize(args) => check(&args, "finalize"),
+        Command::Diff(args) => check(&args, "diff"),
+        Command::ListChecks(args) => {
+            let text = match args.format {
+                ListFormat::Json => serde_json::to_string_pretty(CHECKS)? + "\n",
+                ListFormat::Yaml => serde_yaml::to_string(CHECKS)?,
+            };
+            emit(&text)?;
+            Ok(EXIT_PASS)
+        }
+    }
+}
+
+fn snapshot(args: &SnapshotArgs) -> Result<u8> {
+    let root = rootfs::open_root(&args.root)?;
+    let m = crate::snapshot::build(&root)?;
+    let bytes = m.to_json()?;
+    let place = match &args.output {
+        Some(out) => {
+            rootfs::write_ambient_file(out, &bytes)?;
+            out.display().to_string()
+        }
+        None => {
+            rootfs::write_atomic(&root, manifest::DEFAULT_MANIFEST, &bytes)?;
+            format!("{} in {}", manifest::DEFAULT_MANIFEST, args.root.display())
+        }
+    };
+    eprintln!(
+        "ostree-finalize snapshot: recorded {} paths and {} packages to {place}",
+        m.entries.len(),
+        m.packages.len()
+    );
+    Ok(EXIT_PASS)
+}
+
+/// Where `finalize` records what it did, inside the image.
+pub const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
+
+fn check(args: &CheckArgs, command: &str) -> Result<u8> {
+    let root = rootfs::open_root(&args.root)?;
+    let (base, origin) = engine::load_base(&root, args.base.as_deref())?;
+    let opts = EvalOptions {
+        allow_overrides: args.allow_overrides,
+        list_changes: command == "diff",
+    };
+    let report = engine::evaluate(&root, &base, &origin, command, opts)?;
+    let writes = command == "finalize" && !args.dry_run;
+    if writes && report.verdict == Verdict::Pass {
+        rootfs::write_atomic(&root, RECORD, report::render_json(&report).as_bytes())?;
+    }
+    print_report(&report, args.format)?;
+    Ok(match report.verdict {
+        Verdict::Pass => EXIT_PASS,
+        Verdict::Fail => EXIT_FAIL,
+    })
+}
+
+fn print_report(report: &Report, format: Format) -> Result<()> {
+    let text = match format {
+        Format::Human => report::render_human(report),
+        Format::Json => report::render_json(report),
+    };
+    emit(&text)
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

@@ -1,0 +1,228 @@
+//! Pure: (base, current) → the list of changes. No I/O.
+//!
+//! Both sides are sorted by path, so this is one merge pass. What counts as
+//! a change follows DESIGN.md: type, mode, owner, content digest, symlink
+//! target and the xattrs a build can set. Never mtime, ctime or link count;
+//! never overlay internals; `security.selinux` only when asked.
+
+use std::cmp::Ordering;
+
+use crate::manifest::Entry;
+
+/// What differs between a base path and the current one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Aspect {
+    /// File type (file → symlink, directory → symlink, …).
+    Kind,
+    /// Permission bits, including setuid/setgid/sticky.
+    Mode,
+    /// Owner uid.
+    Uid,
+    /// Owner gid.
+    Gid,
+    /// Content digest of a regular file.
+    Content,
+    /// Symlink target.
+    Target,
+    /// Device number.
+    Rdev,
+    /// One extended attribute, by name.
+    Xattr(String),
+}
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// A path only the current tree has.
+    Added(&'a Entry),
+    /// A path only the base has.
+    Removed(&'a Entry),
+    /// A path both have, with differences.
+    Modified {
+        /// The base side.
+        base: &'a Entry,
+        /// The current side.
+        current: &'a Entry,
+        /// What differs, sorted.
+        aspects: Vec<Aspect>,
+    },
+}
+
+impl Change<'_> {
+    /// The path this change is about.
+    pub fn path(&self) -> &str {
+        match self {
+            Change::Added(e) | Change::Removed(e) => &e.path,
+            Change::Modified { current, .. } => &current.path,
+        }
+    }
+}
+
+/// Comparison switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiffOptions {
+    /// Also compare `security.selinux` (off by default: runtimes relabel).
+    pub compare_selinux: bool,
+}
+
+/// Is this xattr one the comparison looks at?
+pub fn compared_xattr(name: &str, opts: DiffOptions) -> bool {
+    if name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.") {
+        return false;
+    }
+    name == "security.capability"
+        || name.starts_with("user.")
+        || (opts.compare_selinux && name == "security.selinux")
+}
+
+/// Compare one path's two versions.
+pub fn compare(base: &Entry, current: &Entry, opts: DiffOptions) -> Vec<Aspect> {
+    let mut out = Vec::new();
+    if base.kind != current.kind {
+        out.push(Aspect::Kind);
+    }
+    if base.mode != current.mode {
+        out.push(Aspect::Mode);
+    }
+    if base.uid != current.uid {
+        out.push(Aspect::Uid);
+    }
+    if base.gid != current.gid {
+        out.push(Aspect::Gid);
+    }
+    if base.kind == current.kind {
+        if base.sha256 != current.sha256 {
+            out.push(Aspect::Content);
+        }
+        if base.target != current.target {
+            out.push(Aspect::Target);
+        }
+        if base.rdev != current.rdev {
+            out.push(Aspect::Rdev);
+        }
+    }
+    let names = base.xattrs.keys().chain(current.xattrs.keys());
+    let mut xattrs: Vec<&String> = names.filter(|n| compared_xattr(n, opts)).collect();
+    xattrs.sort();
+    xattrs.dedup();
+    for name in xattrs {
+        if base.xattrs.get(name) != current.xattrs.get(name) {
+            out.push(Aspect::Xattr(name.clone()));
+        }
+    }
+    out
+}
+
+/// Merge two sorted entry lists into the changes between them.
+pub fn diff<'a>(base: &'a [Entry], current: &'a [Entry], opts: DiffOptions) -> Vec<Change<'a>> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < base.len() || j < current.len() {
+        let order = match (base.get(i), current.get(j)) {
+            (Some(b), Some(c)) => b.path.cmp(&c.path),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                out.push(Change::Removed(&base[i]));
+                i += 1;
+            }
+            Ordering::Greater => {
+                out.push(Change::Added(&current[j]));
+                j += 1;
+            }
+            Ordering::Equal => {
+                let aspects = compare(&base[i], &current[j], opts);
+                if !aspects.is_empty() {
+                    out.push(Change::Modified {
+                        base: &base[i],
+                        current: &current[j],
+                        aspects,
+                    });
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Hex, Kind};
+
+    fn file(path: &str, content: u8) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            sha256: Some(Hex(vec![content; 32])),
+            target: None,
+            rdev: None,
+            xattrs: Default::default(),
+            owners: vec![],
+            text: None,
+        }
+    }
+
+    #[test]
+    fn identical_trees_have_no_changes() {
+        let a = vec![file("/a", 1), file("/b", 2)];
+        assert!(diff(&a, &a.clone(), DiffOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn added_removed_and_modified_are_found_in_one_pass() {
+        let base = vec![file("/a", 1), file("/b", 2), file("/c", 3)];
+        let mut b2 = file("/b", 9);
+        b2.mode = 0o4755;
+        let current = vec![file("/a", 1), b2, file("/d", 4)];
+        let changes = diff(&base, &current, DiffOptions::default());
+        let paths: Vec<_> = changes.iter().map(|c| c.path()).collect();
+        assert_eq!(paths, ["/b", "/c", "/d"]);
+        assert!(matches!(&changes[0], Change::Modified { aspects, .. }
+            if aspects == &[Aspect::Mode, Aspect::Content]));
+        assert!(matches!(changes[1], Change::Removed(_)));
+        assert!(matches!(changes[2], Change::Added(_)));
+    }
+
+    #[test]
+    fn selinux_and_overlay_xattrs_are_ignored_by_default() {
+        let base = file("/a", 1);
+        let mut cur = base.clone();
+        cur.xattrs
+            .insert("security.selinux".into(), Hex(b"x".to_vec()));
+        cur.xattrs
+            .insert("trusted.overlay.origin".into(), Hex(b"y".to_vec()));
+        assert!(compare(&base, &cur, DiffOptions::default()).is_empty());
+        let strict = DiffOptions {
+            compare_selinux: true,
+        };
+        assert_eq!(
+            compare(&base, &cur, strict),
+            [Aspect::Xattr("security.selinux".into())]
+        );
+        cur.xattrs
+            .insert("security.capability".into(), Hex(vec![1]));
+        assert_eq!(
+            compare(&base, &cur, DiffOptions::default()),
+            [Aspect::Xattr("security.capability".into())]
+        );
+    }
+
+    #[test]
+    fn a_type_change_does_not_also_report_content() {
+        let base = file("/a", 1);
+        let mut cur = base.clone();
+        cur.kind = Kind::Symlink;
+        cur.sha256 = None;
+        cur.target = Some("x".into());
+        assert_eq!(compare(&base, &cur, DiffOptions::default()), [Aspect::Kind]);
+    }
+}

@@ -1,0 +1,317 @@
+//! The base reference: what `snapshot` records and `finalize` compares with.
+//!
+//! One [`Entry`] per path (type, mode, owner, size, content digest, symlink
+//! target, xattrs, owning packages) plus the rpm package set. The file is
+//! JSON with a top-level `version`; a manifest written by a newer tool is
+//! refused rather than half understood.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The manifest format this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where the tool keeps its own state inside an image. Never scanned.
+pub const STATE_DIR: &str = "/usr/lib/ostree-finalize";
+
+/// Default location of the base reference inside the root.
+pub const DEFAULT_MANIFEST: &str = "/usr/lib/ostree-finalize/base.json";
+
+/// The kind of a filesystem object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    Char,
+    /// A block device.
+    Block,
+    /// A named pipe.
+    Fifo,
+    /// A unix socket.
+    Socket,
+}
+
+impl Kind {
+    /// Short human name, as used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "regular file",
+            Kind::Dir => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Char => "character device",
+            Kind::Block => "block device",
+            Kind::Fifo => "fifo",
+            Kind::Socket => "socket",
+        }
+    }
+
+    /// Device nodes, fifos and sockets: what ostree cannot store.
+    pub fn is_special(self) -> bool {
+        matches!(self, Kind::Char | Kind::Block | Kind::Fifo | Kind::Socket)
+    }
+}
+
+/// Bytes stored as lowercase hex (digests, xattr values).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hex(pub Vec<u8>);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        hex::decode(text.as_bytes())
+            .map(Hex)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One path of a tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Absolute path in the image, encoded by [`crate::path::encode`].
+    pub path: String,
+    /// File type.
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Size in bytes of a regular file; 0 otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    /// SHA-256 of a regular file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Hex>,
+    /// Symlink target, encoded like paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Device number of a device node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdev: Option<u64>,
+    /// Extended attributes (overlay internals excluded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, Hex>,
+    /// Indexes into [`Manifest::packages`] of the packages owning this path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owners: Vec<u32>,
+    /// The text of a small `/etc` file, kept so `etc-modified` can show a diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A base package as recorded in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageRecord {
+    /// `name-[epoch:]version-release.arch`.
+    pub nevra: String,
+    /// Package name.
+    pub name: String,
+    /// Epoch, when the header has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// Architecture.
+    pub arch: String,
+    /// The header's SHA256HEADER, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256header: Option<String>,
+}
+
+impl From<&crate::rpmdb::Package> for PackageRecord {
+    fn from(p: &crate::rpmdb::Package) -> Self {
+        PackageRecord {
+            nevra: p.nevra(),
+            name: p.name.clone(),
+            epoch: p.epoch,
+            version: p.version.clone(),
+            release: p.release.clone(),
+            arch: p.arch.clone(),
+            sha256header: p.sha256header.clone(),
+        }
+    }
+}
+
+/// The recorded base.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version; see [`FORMAT_VERSION`].
+    pub version: u32,
+    /// The tool and version that wrote it.
+    pub generator: String,
+    /// Where the rpmdb was found, if the base has one.
+    #[serde(default)]
+    pub rpmdb: Option<String>,
+    /// Base packages, sorted.
+    #[serde(default)]
+    pub packages: Vec<PackageRecord>,
+    /// Every path, sorted by path.
+    pub entries: Vec<Entry>,
+}
+
+impl Manifest {
+    /// Serialize to compact JSON.
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let mut out = serde_json::to_vec(self)?;
+        out.push(b'\n');
+        Ok(out)
+    }
+
+    /// Parse, refusing newer formats and anything malformed. `origin` names
+    /// the file in error messages.
+    pub fn from_json(bytes: &[u8], origin: &str) -> Result<Manifest> {
+        #[derive(Deserialize)]
+        struct Probe {
+            version: Option<u32>,
+        }
+        let probe: Probe = serde_json::from_slice(bytes)
+            .with_context(|| format!("{origin}: not a base reference (invalid JSON)"))?;
+        match probe.version {
+            None => bail!("{origin}: not a base reference (no \"version\" field)"),
+            Some(v) if v > FORMAT_VERSION => bail!(
+                "{origin}: base reference format {v} was written by a newer ostree-finalize; \
+                 this one reads up to format {FORMAT_VERSION}. Upgrade ostree-finalize."
+            ),
+            Some(0) => bail!("{origin}: base reference format 0 is not valid"),
+            Some(_) => {}
+        }
+        let manifest: Manifest = serde_json::from_slice(bytes)
+            .with_context(|| format!("{origin}: corrupt base reference"))?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    /// Structural checks that serde cannot express.
+    fn validate(&self, origin: &str) -> Result<()> {
+        for pair in self.entries.windows(2) {
+            if pair[0].path >= pair[1].path {
+                bail!(
+                    "{origin}: corrupt base reference: entries not sorted or duplicated at {}",
+                    pair[1].path
+                );
+            }
+        }
+        for e in &self.entries {
+            if !e.path.starts_with('/') || crate::path::decode(&e.path).is_none() {
+                bail!("{origin}: corrupt base reference: bad path {:?}", e.path);
+            }
+            if let Some(&bad) = e
+                .owners
+                .iter()
+                .find(|&&i| i as usize >= self.packages.len())
+            {
+                bail!(
+                    "{origin}: corrupt base reference: {} names package #{bad}, which does not exist",
+                    e.path
+                );
+            }
+            if e.kind == Kind::File && e.sha256.as_ref().is_none_or(|h| h.0.len() != 32) {
+                bail!(
+                    "{origin}: corrupt base reference: {} has no valid sha256",
+                    e.path
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Look a path up (entries are sorted).
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// The NEVRA of the first package owning `entry`, if any.
+    pub fn owner_of(&self, entry: &Entry) -> Option<&str> {
+        entry
+            .owners
+            .first()
+            .and_then(|&i| self.packages.get(i as usize))
+            .map(|p| p.nevra.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            version: FORMAT_VERSION,
+            generator: "test".into(),
+            rpmdb: None,
+            packages: vec![],
+            entries: vec![Entry {
+                path: "/".into(),
+                kind: Kind::Dir,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                sha256: None,
+                target: None,
+                rdev: None,
+                xattrs: BTreeMap::new(),
+                owners: vec![],
+                text: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        let back = Manifest::from_json(&m.to_json().unwrap(), "m").unwrap();
+        assert_eq!(back.entries, m.entries);
+    }
+
+    #[test]
+    fn newer_format_is_refused_with_a_clear_message() {
+        let err = Manifest::from_json(br#"{"version": 99, "entries": []}"#, "/x/base.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/x/base.json"), "{err}");
+        assert!(err.contains("newer ostree-finalize"), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_unknown_fields_are_errors_naming_the_file() {
+        for bad in [
+            &b"not json"[..],
+            br#"{"entries": []}"#,
+            br#"{"version":1,"generator":"x","entries":[],"surprise":1}"#,
+            br#"{"version":1,"generator":"x","entries":[{"path":"/a","type":"file","mode":420,"uid":0,"gid":0}]}"#,
+            br#"{"version":1,"generator":"x","entries":[{"path":"/a","type":"dir","mode":420,"uid":0,"gid":0,"owners":[3]}]}"#,
+        ] {
+            let err = format!("{:#}", Manifest::from_json(bad, "/m.json").unwrap_err());
+            assert!(err.contains("/m.json"), "{err}");
+        }
+    }
+}

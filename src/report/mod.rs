@@ -1,0 +1,106 @@
+//! One report model, several renderers. Only renderers print.
+
+mod human;
+mod json;
+
+use serde::Serialize;
+
+use crate::checks::{Finding, Level};
+use crate::pkgdiff::PackageChanges;
+
+pub use human::render as render_human;
+pub use json::render as render_json;
+
+/// Version of the JSON report shape.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No deny finding.
+    Pass,
+    /// At least one deny finding.
+    Fail,
+}
+
+/// Counts per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Deny findings.
+    pub deny: usize,
+    /// Warnings.
+    pub warn: usize,
+    /// Info findings.
+    pub info: usize,
+}
+
+/// Path-level changes, for `diff`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PathChanges {
+    /// Paths the build added.
+    pub added: Vec<String>,
+    /// Base paths that changed.
+    pub modified: Vec<String>,
+    /// Base paths that are gone.
+    pub removed: Vec<String>,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Report format version.
+    pub version: u32,
+    /// `finalize`, `diff` or `lint`.
+    pub command: String,
+    /// Which base reference was used.
+    pub base: String,
+    /// Pass or fail.
+    pub verdict: Verdict,
+    /// Counts per level.
+    pub summary: Counts,
+    /// Every finding, sorted.
+    pub findings: Vec<Finding>,
+    /// Package changes.
+    pub packages: PackageChanges,
+    /// Path changes (only `diff` fills this in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<PathChanges>,
+    /// Mount points left alone (bind mounts of the build runtime).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_mounts: Vec<String>,
+}
+
+impl Report {
+    /// Build a report; the verdict and counts follow from the findings.
+    pub fn new(
+        command: &str,
+        base: String,
+        findings: Vec<Finding>,
+        packages: PackageChanges,
+    ) -> Report {
+        let mut summary = Counts::default();
+        for f in &findings {
+            match f.level {
+                Level::Deny => summary.deny += 1,
+                Level::Warn => summary.warn += 1,
+                Level::Info => summary.info += 1,
+            }
+        }
+        Report {
+            version: REPORT_VERSION,
+            command: command.to_string(),
+            base,
+            verdict: if summary.deny > 0 {
+                Verdict::Fail
+            } else {
+                Verdict::Pass
+            },
+            summary,
+            findings,
+            packages,
+            changes: None,
+            skipped_mounts: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Which part of an ostree system a path belongs to. The add-only rule and
+//! the layout rewrite both start from this.
+
+use crate::path::{is_beneath, is_within};
+
+/// Directories whose *contents* are runtime-only and cleaned by finalize.
+pub const RUNTIME_DIRS: &[&str] = &["/run", "/tmp", "/var/tmp", "/var/cache"];
+
+/// Where rpm may keep its database. Its files change whenever a package is
+/// added, so they are compared as packages, not as files.
+pub const RPMDB_DIRS: &[&str] = &["/usr/lib/sysimage/rpm", "/usr/share/rpm", "/var/lib/rpm"];
+
+/// The zone of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// Immutable OS content (`/usr`, and everything not below): add-only.
+    Os,
+    /// `/etc` and below: configuration, merged three ways at upgrade.
+    Etc,
+    /// `/var` and below: machine state, never updated from the image.
+    Var,
+    /// Contents of `/run`, `/tmp`, `/var/tmp`, `/var/cache`.
+    Runtime,
+}
+
+/// Classify an absolute path.
+pub fn zone(path: &str) -> Zone {
+    if RUNTIME_DIRS.iter().any(|d| is_beneath(path, d)) {
+        Zone::Runtime
+    } else if is_beneath(path, "/etc") {
+        Zone::Etc
+    } else if is_beneath(path, "/var") {
+        Zone::Var
+    } else {
+        Zone::Os
+    }
+}
+
+/// Is this path inside an rpm database directory?
+pub fn in_rpmdb(path: &str) -> bool {
+    RPMDB_DIRS.iter().any(|d| is_within(path, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones() {
+        assert_eq!(zone("/usr/bin/ls"), Zone::Os);
+        assert_eq!(zone("/etc"), Zone::Os);
+        assert_eq!(zone("/etc/passwd"), Zone::Etc);
+        assert_eq!(zone("/var/lib/x"), Zone::Var);
+        assert_eq!(zone("/var/tmp"), Zone::Var);
+        assert_eq!(zone("/var/tmp/x"), Zone::Runtime);
+        assert_eq!(zone("/run/x"), Zone::Runtime);
+        assert_eq!(zone("/etcetera"), Zone::Os);
+        assert!(in_rpmdb("/usr/lib/sysimage/rpm/rpmdb.sqlite"));
+        assert!(!in_rpmdb("/usr/lib/sysimage/rpm-ostree-base-db"));
+    }
+}
