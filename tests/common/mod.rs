@@ -1,0 +1,487 @@
+//! Shared fixtures for the integration tests.
+//!
+//! - [`rpms`] builds the fixture RPMs (`tests/fixtures/specs/`) once per test
+//!   process with the real `rpmbuild`; [`rpm_path`] names one of them.
+//! - [`base_tree`] hands each test its own copy of a pristine base OS tree
+//!   (`tests/fixtures/make-base-tree.sh`): base-utils-1.0-1 and
+//!   base-lib-2:1.0-1 installed with the real `rpm` into a sqlite rpmdb at
+//!   `/usr/lib/sysimage/rpm`. The pristine tree is built once per process and
+//!   copied with `cp -a`.
+//! - [`rpm_in`] runs `rpm` against a tree.
+//! - [`tree_digest`] fingerprints a whole tree, for "nothing on disk changed"
+//!   assertions.
+//! - [`bin`] and [`run`] drive the `ostree-finalize` binary.
+//!
+//! Everything here must run as root (ownership, device nodes, rpm installs).
+//! Scratch space lives under cargo's `CARGO_TARGET_TMPDIR`; the per-process
+//! RPMs and pristine tree stay there after the process exits (`cargo clean`
+//! removes them), per-test copies are removed when the test ends.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Where the rpmdb lives in every fixture tree.
+pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A scratch directory under cargo's per-target tmp dir, named
+/// `fixture-PID-PREFIX…` so that later runs can sweep what a dead process
+/// left behind.
+fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(sweep_stale_scratch);
+    tempfile::Builder::new()
+        .prefix(&format!("fixture-{}-{prefix}", std::process::id()))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap_or_else(|e| panic!("creating a scratch dir: {e}"))
+}
+
+/// Remove `fixture-PID-…` scratch dirs whose process is gone: the
+/// once-per-process RPMs and pristine tree are never dropped.
+fn sweep_stale_scratch() {
+    let Ok(entries) = fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("fixture-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Run a command, panicking with its output unless it exits 0.
+#[track_caller]
+fn check(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n--- stdout\n{}--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// The directory holding the fixture RPMs, built once per test process:
+/// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-lib-1.0-1.noarch.rpm`
+/// (epoch 2) and `extra-tool-1.0-1.noarch.rpm`.
+pub fn rpms() -> &'static Path {
+    static RPMS: OnceLock<tempfile::TempDir> = OnceLock::new();
+    RPMS.get_or_init(|| {
+        let dir = scratch_dir("rpms-");
+        check(Command::new(fixtures_dir().join("build-rpms.sh")).arg(dir.path()));
+        dir
+    })
+    .path()
+}
+
+/// The path of one fixture RPM, by `NAME-VERSION-RELEASE` (no epoch), e.g.
+/// `rpm_path("base-utils-1.1-1")`. Panics if there is no such RPM.
+#[track_caller]
+pub fn rpm_path(name_ver: &str) -> PathBuf {
+    let path = rpms().join(format!("{name_ver}.noarch.rpm"));
+    assert!(path.is_file(), "no fixture rpm {}", path.display());
+    path
+}
+
+/// A test's own copy of the base tree; removed when dropped.
+pub struct BaseTree {
+    pub dir: tempfile::TempDir,
+}
+
+impl BaseTree {
+    /// The root of the tree.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// An absolute path inside the tree: `tree.path("/etc/passwd")`.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.root().join(abs.trim_start_matches('/'))
+    }
+}
+
+/// The pristine base tree, built once per process. Never hand it to a test
+/// directly: tests get copies from [`base_tree`].
+fn pristine_tree() -> &'static Path {
+    static PRISTINE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    PRISTINE
+        .get_or_init(|| {
+            let dir = scratch_dir("pristine-");
+            check(
+                Command::new(fixtures_dir().join("make-base-tree.sh"))
+                    .arg(dir.path())
+                    .arg(rpms()),
+            );
+            dir
+        })
+        .path()
+}
+
+/// A fresh copy of the base tree (see `tests/fixtures/make-base-tree.sh`),
+/// made with `cp -a`, so ownership, modes, symlinks and xattrs are the
+/// pristine tree's.
+pub fn base_tree() -> BaseTree {
+    let pristine = pristine_tree();
+    let dir = scratch_dir("base-tree-");
+    // `SRC/.` into the existing DST also gives DST the root's mode and owner.
+    check(
+        Command::new("cp")
+            .arg("-a")
+            .arg("--")
+            .arg(pristine.join("."))
+            .arg(dir.path()),
+    );
+    BaseTree { dir }
+}
+
+/// Whether this rpm is Debian's, which warns "use Alien instead!" on installs
+/// unless given `--force-debian`.
+fn rpm_has_force_debian() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        Command::new("rpm")
+            .arg("--help")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--force-debian"))
+            .unwrap_or(false)
+    })
+}
+
+/// Run `rpm --root ROOT --dbpath /usr/lib/sysimage/rpm ARGS…`; panics with
+/// rpm's stderr unless it exits 0.
+///
+/// Note: even a read-only query (`-qa`, `-qf`) rewrites
+/// `rpmdb.sqlite-shm` (and recreates `-shm`/`-wal` if missing), so take a
+/// [`tree_digest`] after, not before, querying a tree with rpm.
+#[track_caller]
+pub fn rpm_in(root: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("rpm");
+    cmd.arg("--root").arg(root).args(["--dbpath", DBPATH]);
+    // Only the rpmdb modes reject --force-debian.
+    let db_mode = args.iter().any(|a| {
+        matches!(
+            *a,
+            "--initdb" | "--rebuilddb" | "--verifydb" | "--exportdb" | "--importdb"
+        )
+    });
+    if rpm_has_force_debian() && !db_mode {
+        cmd.arg("--force-debian");
+    }
+    check(cmd.args(args))
+}
+
+/// A deterministic listing of a whole tree, one entry per line, sorted by
+/// path, for `assert_eq!(tree_digest(a), tree_digest(b))`.
+///
+/// Each entry has: the path (absolute inside the tree, non-UTF-8 bytes
+/// escaped), the type (`d f l b c p s`), the permission bits including
+/// setuid/setgid/sticky, uid:gid, then per type the size and sha256
+/// (files), the target (symlinks) or major:minor (devices). Each xattr
+/// (all namespaces, via `getfattr`) follows its entry as an indented
+/// `xattr NAME=0xHEX` line.
+///
+/// Ignored: atime, mtime, ctime, link count, inode numbers, directory sizes.
+/// Symlinks are never followed.
+pub fn tree_digest(root: &Path) -> String {
+    let mut entries: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+    let mut files: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+    walk(root, b"/".to_vec(), &mut entries, &mut files);
+
+    for (rel, sha) in sha256_files(&files) {
+        let line = entries.get_mut(&rel).expect("hashed file was listed");
+        line.push_str(" sha256=");
+        line.push_str(&sha);
+    }
+
+    let mut out = String::new();
+    let xattrs = xattrs(root);
+    if xattrs.is_none() {
+        out.push_str("# xattrs not compared: getfattr missing (apt-get install attr)\n");
+    }
+    let xattrs = xattrs.unwrap_or_default();
+    for (rel, line) in &entries {
+        out.push_str(line);
+        out.push('\n');
+        for attr in xattrs.get(rel).into_iter().flatten() {
+            out.push_str("    xattr ");
+            out.push_str(attr);
+            out.push('\n');
+        }
+    }
+    // xattrs reported for paths the walk did not see would be a bug here.
+    for rel in xattrs.keys() {
+        assert!(
+            entries.contains_key(rel),
+            "getfattr listed unknown path {}",
+            show(rel)
+        );
+    }
+    out
+}
+
+/// A path as shown in digests: UTF-8 as is, other bytes escaped.
+fn show(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+fn walk(
+    path: &Path,
+    rel: Vec<u8>,
+    entries: &mut BTreeMap<Vec<u8>, String>,
+    files: &mut Vec<(Vec<u8>, PathBuf)>,
+) {
+    let md = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        "d"
+    } else if ft.is_file() {
+        "f"
+    } else if ft.is_symlink() {
+        "l"
+    } else if ft.is_block_device() {
+        "b"
+    } else if ft.is_char_device() {
+        "c"
+    } else if ft.is_fifo() {
+        "p"
+    } else if ft.is_socket() {
+        "s"
+    } else {
+        "?"
+    };
+    let mut line = format!(
+        "{} {kind} {:04o} {}:{}",
+        show(&rel),
+        md.mode() & 0o7777,
+        md.uid(),
+        md.gid()
+    );
+    if ft.is_file() {
+        line.push_str(&format!(" size={}", md.size()));
+        files.push((rel.clone(), path.to_path_buf()));
+    } else if ft.is_symlink() {
+        let target =
+            fs::read_link(path).unwrap_or_else(|e| panic!("readlink {}: {e}", path.display()));
+        line.push_str(&format!(" -> {}", show(target.as_os_str().as_bytes())));
+    } else if ft.is_block_device() || ft.is_char_device() {
+        let rdev = md.rdev();
+        let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+        let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+        line.push_str(&format!(" rdev={major}:{minor}"));
+    }
+    entries.insert(rel.clone(), line);
+
+    if ft.is_dir() {
+        let mut names: Vec<OsString> = fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("readdir {}: {e}", path.display()))
+            .map(|e| {
+                e.unwrap_or_else(|e| panic!("readdir {}: {e}", path.display()))
+                    .file_name()
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let mut child = rel.clone();
+            if child != b"/" {
+                child.push(b'/');
+            }
+            child.extend_from_slice(name.as_bytes());
+            walk(&path.join(&name), child, entries, files);
+        }
+    }
+}
+
+/// sha256 of regular files, with `sha256sum -z` in batches.
+fn sha256_files(files: &[(Vec<u8>, PathBuf)]) -> Vec<(Vec<u8>, String)> {
+    let mut out = Vec::with_capacity(files.len());
+    for batch in files.chunks(512) {
+        let o = check(
+            Command::new("sha256sum")
+                .arg("-z")
+                .arg("--")
+                .args(batch.iter().map(|(_, p)| p)),
+        );
+        // Records are "HASH  NAME\0", in argument order; with -z, names are
+        // never escaped, but skip a leading '\' just in case.
+        let records: Vec<&[u8]> = o
+            .stdout
+            .split(|&b| b == 0)
+            .filter(|r| !r.is_empty())
+            .collect();
+        assert_eq!(records.len(), batch.len(), "sha256sum output count");
+        for ((rel, _), rec) in batch.iter().zip(records) {
+            let rec = rec.strip_prefix(b"\\").unwrap_or(rec);
+            out.push((
+                rel.clone(),
+                String::from_utf8_lossy(&rec[..64]).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+/// Every xattr in the tree, by path, from one `getfattr -R` run; `None` when
+/// getfattr is not installed.
+fn xattrs(root: &Path) -> Option<BTreeMap<Vec<u8>, Vec<String>>> {
+    let out = match Command::new("getfattr")
+        .env("LC_ALL", "C")
+        .args([
+            "-R",
+            "-P",
+            "-h",
+            "-d",
+            "-m",
+            "-",
+            "-e",
+            "hex",
+            "--absolute-names",
+            "--",
+        ])
+        .arg(root)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("running getfattr: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "getfattr -R {} failed: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = root.as_os_str().as_bytes();
+    let mut map: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
+    let mut current: Option<Vec<u8>> = None;
+    for line in out.stdout.split(|&b| b == b'\n') {
+        if let Some(name) = line.strip_prefix(b"# file: ") {
+            let abs = unescape_octal(name);
+            let rel = abs
+                .strip_prefix(root)
+                .unwrap_or_else(|| panic!("getfattr path {} outside root", show(&abs)));
+            let rel = if rel.is_empty() {
+                b"/".to_vec()
+            } else {
+                rel.to_vec()
+            };
+            current = Some(rel);
+        } else if !line.is_empty() {
+            let rel = current
+                .clone()
+                .expect("getfattr: attribute before '# file:'");
+            map.entry(rel)
+                .or_default()
+                .push(String::from_utf8_lossy(line).into_owned());
+        }
+    }
+    for attrs in map.values_mut() {
+        attrs.sort();
+    }
+    Some(map)
+}
+
+/// Undo getfattr's `\ooo` escapes (it escapes `\` itself as `\134`).
+fn unescape_octal(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let oct = |b: u8| (b'0'..=b'7').contains(&b);
+        if s[i] == b'\\' && i + 3 < s.len() && s[i + 1..i + 4].iter().all(|&b| oct(b)) {
+            let v = s[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, &b| acc * 8 + u32::from(b - b'0'));
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The `ostree-finalize` binary cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ostree-finalize"))
+}
+
+/// What a run of the binary did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// stdout parsed as JSON; panics with the output if it is not JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+
+    /// Panics, showing the output, unless the exit code is `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run `ostree-finalize ARGS…`. Panics if it cannot be started or dies from
+/// a signal; any exit code is returned.
+#[track_caller]
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let outcome = Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        out.status.code().is_some(),
+        "{cmd:?} was killed ({}):\n{outcome}",
+        out.status
+    );
+    outcome
+}
