@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::checks::CHECKS;
 use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, SnapshotArgs};
-use crate::engine::{self, EvalOptions};
+use crate::engine::{self, EvalOptions, Target};
 use crate::manifest;
 use crate::report::{self, Report, Verdict};
 use crate::rootfs;
@@ -48,7 +48,7 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn snapshot(args: &SnapshotArgs) -> Result<u8> {
     let root = rootfs::open_root(&args.root)?;
-    let m = crate::snapshot::build(&root)?;
+    let m = crate::snapshot::manifest_from(Target::from_dir(&root)?);
     let bytes = m.to_json()?;
     let place = match &args.output {
         Some(out) => {
@@ -78,7 +78,8 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
         allow_overrides: args.allow_overrides,
         list_changes: command == "diff",
     };
-    let report = engine::evaluate(&root, &base, &origin, command, opts)?;
+    let target = Target::from_dir(&root)?;
+    let report = engine::evaluate(&target, &base, &origin, command, opts);
     let writes = command == "finalize" && !args.dry_run;
     if writes && report.verdict == Verdict::Pass {
         rootfs::write_atomic(&root, RECORD, report::render_json(&report).as_bytes())?;

@@ -1,43 +1,59 @@
 //! The pipeline shared by `finalize` and `diff`: walk the tree, read its
 //! rpmdb, diff both against the base, run the checks, build the report.
 
-use std::collections::BTreeMap;
-use std::io::Read;
-
 use anyhow::{Context, Result};
 use cap_std::fs::Dir;
 
 use crate::checks::{self, Input, Resolve};
-use crate::diff::{self, Aspect, Change, DiffOptions};
+use crate::diff::{self, Change, DiffOptions};
 use crate::manifest::{self, Manifest, PackageRecord};
 use crate::pkgdiff;
 use crate::report::{PathChanges, Report};
 use crate::rootfs::{self, Tree, WalkOptions};
-use crate::rpmdb;
+use crate::rpmdb::{self, RpmDb};
 use crate::zones::{Zone, zone};
 
 /// How a tree is walked for comparison with a base: the tool's own state
-/// is skipped, rpm database files are compared as packages instead.
-pub fn walk_options(keep_etc_text: bool) -> WalkOptions {
+/// is skipped, rpm database files are compared as packages instead, and
+/// the text of small `/etc` files is kept for diffs.
+pub fn walk_options() -> WalkOptions {
     WalkOptions {
         skip: vec![manifest::STATE_DIR.to_string()],
         opaque: crate::zones::RPMDB_DIRS
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        keep_etc_text,
+        keep_etc_text: true,
     }
 }
 
-/// The packages of the tree's rpmdb as records (empty without an rpmdb).
-pub fn read_packages(root: &Dir) -> Result<(Option<String>, Vec<PackageRecord>)> {
-    Ok(match rpmdb::read(root)? {
-        Some(db) => (
-            Some(db.location),
-            db.packages.iter().map(PackageRecord::from).collect(),
-        ),
-        None => (None, Vec::new()),
-    })
+/// What is compared with a base: a tree and its rpm database, read from a
+/// directory (`finalize`, `diff`, `lint --rootfs`) or from image layers
+/// (`lint --image`).
+#[derive(Debug)]
+pub struct Target {
+    /// Every path, sorted.
+    pub tree: Tree,
+    /// The rpm database, when the tree has one.
+    pub rpmdb: Option<RpmDb>,
+}
+
+impl Target {
+    /// Walk a directory tree and read its rpm database.
+    pub fn from_dir(root: &Dir) -> Result<Target> {
+        Ok(Target {
+            tree: rootfs::walk(root, &walk_options())?,
+            rpmdb: rpmdb::read(root)?,
+        })
+    }
+
+    /// The packages as records (empty without an rpmdb).
+    pub fn package_records(&self) -> Vec<PackageRecord> {
+        self.rpmdb
+            .iter()
+            .flat_map(|db| db.packages.iter().map(PackageRecord::from))
+            .collect()
+    }
 }
 
 /// Switches for one evaluation.
@@ -49,39 +65,36 @@ pub struct EvalOptions {
     pub list_changes: bool,
 }
 
-/// Diff `root` against `base` and judge it.
+/// Diff `target` against `base` and judge it.
 pub fn evaluate(
-    root: &Dir,
+    target: &Target,
     base: &Manifest,
     base_origin: &str,
     command: &str,
     opts: EvalOptions,
-) -> Result<Report> {
-    let tree = rootfs::walk(root, &walk_options(false))?;
-    let (_, packages) = read_packages(root)?;
+) -> Report {
+    let packages = target.package_records();
     let pkg_changes = pkgdiff::diff_packages(&base.packages, &packages);
-    let changes = diff::diff(&base.entries, &tree.entries, DiffOptions::default());
-    let etc_texts = read_etc_texts(root, &changes)?;
+    let changes = diff::diff(&base.entries, &target.tree.entries, DiffOptions::default());
     let input = Input {
         base,
-        current: &tree,
+        current: &target.tree,
         changes: &changes,
         packages: &pkg_changes,
-        etc_texts: &etc_texts,
     };
     let resolve = Resolve {
         allow_overrides: opts.allow_overrides,
     };
     let findings = checks::run(&input, resolve);
     let mut report = Report::new(command, base_origin.to_string(), findings, pkg_changes);
-    report.skipped_mounts = tree.mounts.clone();
+    report.skipped_mounts = target.tree.mounts.clone();
     if opts.list_changes {
-        report.changes = Some(path_changes(&changes, &tree));
+        report.changes = Some(path_changes(&changes));
     }
-    Ok(report)
+    report
 }
 
-fn path_changes(changes: &[Change], _tree: &Tree) -> PathChanges {
+fn path_changes(changes: &[Change]) -> PathChanges {
     let mut out = PathChanges::default();
     for c in changes {
         if zone(c.path()) == Zone::Runtime {
@@ -95,40 +108,6 @@ fn path_changes(changes: &[Change], _tree: &Tree) -> PathChanges {
         list.push(c.path().to_string());
     }
     out
-}
-
-/// The current text of `/etc` files whose content changed and whose base
-/// text was recorded, so `etc-modified` can show a diff.
-fn read_etc_texts(root: &Dir, changes: &[Change]) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for c in changes {
-        let Change::Modified {
-            base,
-            current,
-            aspects,
-        } = c
-        else {
-            continue;
-        };
-        if zone(&base.path) != Zone::Etc
-            || base.text.is_none()
-            || !aspects.contains(&Aspect::Content)
-            || current.size > 1 << 20
-        {
-            continue;
-        }
-        let Some(rel) = crate::path::relative(&current.path) else {
-            continue;
-        };
-        let mut text = String::new();
-        let read = root
-            .open(&rel)
-            .and_then(|mut f| f.read_to_string(&mut text));
-        if read.is_ok() {
-            out.insert(base.path.clone(), text);
-        }
-    }
-    Ok(out)
 }
 
 /// Load the base reference: `--base FILE` (a host path, read at the CLI

@@ -48,14 +48,10 @@ impl PackageChanges {
 
 /// rpmvercmp order of two packages' epoch:version-release.
 pub fn evr_cmp(a: &PackageRecord, b: &PackageRecord) -> Ordering {
-    let evr = |p: &PackageRecord| {
-        rpm_version::Evr::new(
-            p.epoch.unwrap_or(0).to_string(),
-            p.version.clone(),
-            p.release.clone(),
-        )
-    };
-    evr(a).cmp(&evr(b))
+    crate::rpmdb::compare_evr(
+        (a.epoch, &a.version, &a.release),
+        (b.epoch, &b.version, &b.release),
+    )
 }
 
 /// Compare package sets, pairing by name and arch.

@@ -3,20 +3,14 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
-use cap_std::fs::Dir;
-
-use crate::engine;
+use crate::engine::Target;
 use crate::manifest::{FORMAT_VERSION, Manifest, PackageRecord};
-use crate::rootfs;
 
-/// Build the base reference of the tree under `root`.
-pub fn build(root: &Dir) -> Result<Manifest> {
-    let tree = rootfs::walk(root, &engine::walk_options(true))?;
-    let db = crate::rpmdb::read(root)?;
-    let mut entries = tree.entries;
+/// Turn a walked tree and its rpm database into a base reference.
+pub fn manifest_from(target: Target) -> Manifest {
+    let mut entries = target.tree.entries;
     let mut packages = Vec::new();
-    if let Some(db) = &db {
+    if let Some(db) = &target.rpmdb {
         let mut owners: HashMap<String, Vec<u32>> = HashMap::new();
         for (i, pkg) in db.packages.iter().enumerate() {
             packages.push(PackageRecord::from(pkg));
@@ -31,11 +25,11 @@ pub fn build(root: &Dir) -> Result<Manifest> {
             }
         }
     }
-    Ok(Manifest {
+    Manifest {
         version: FORMAT_VERSION,
         generator: format!("ostree-finalize {}", env!("CARGO_PKG_VERSION")),
-        rpmdb: db.map(|d| d.location),
+        rpmdb: target.rpmdb.map(|d| d.location),
         packages,
         entries,
-    })
+    }
 }

@@ -146,7 +146,7 @@ fn etc_change(input: &Input, base: &Entry, now: Option<(&Entry, &Vec<Aspect>)>) 
     );
     let mut f = owned(input, &ETC_MODIFIED, base, msg);
     if aspects.contains(&Aspect::Content)
-        && let (Some(old), Some(new)) = (&base.text, input.etc_texts.get(&base.path))
+        && let (Some(old), Some(new)) = (&base.text, &current.text)
     {
         f.detail = Some(unified_diff(&base.path, old, new));
     }

@@ -8,8 +8,6 @@ mod base;
 mod files;
 mod rpm;
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::diff::Change;
@@ -131,8 +129,6 @@ pub struct Input<'a> {
     pub changes: &'a [Change<'a>],
     /// Package-level changes.
     pub packages: &'a PackageChanges,
-    /// Current text of changed `/etc` files, for diffs.
-    pub etc_texts: &'a BTreeMap<String, String>,
 }
 
 /// How levels are resolved.
@@ -179,7 +175,8 @@ mod tests {
         assert_eq!(ids.len(), CHECKS.len());
         for c in CHECKS {
             assert!(
-                c.id.chars().all(|ch| ch.is_ascii_lowercase() || ch == '-'),
+                c.id.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
                 "{}",
                 c.id
             );

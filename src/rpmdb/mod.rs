@@ -61,19 +61,26 @@ impl Package {
     }
 }
 
-/// Compare two packages' epoch-version-release the way rpm does (rpmvercmp
+/// Compare two epoch:version-release triples the way rpm does (rpmvercmp
 /// on each part, via the `rpm-version` crate). A missing epoch counts as 0.
-/// Names and arches are not compared.
-pub fn evr_cmp(a: &Package, b: &Package) -> Ordering {
-    fn evr(p: &Package) -> rpm_version::Evr<'_> {
-        let epoch = Cow::Owned(p.epoch.unwrap_or(0).to_string());
+pub fn compare_evr(a: (Option<u32>, &str, &str), b: (Option<u32>, &str, &str)) -> Ordering {
+    fn evr<'a>((epoch, version, release): (Option<u32>, &'a str, &'a str)) -> rpm_version::Evr<'a> {
         rpm_version::Evr::new(
-            epoch,
-            Cow::Borrowed(p.version.as_str()),
-            Cow::Borrowed(p.release.as_str()),
+            Cow::Owned(epoch.unwrap_or(0).to_string()),
+            Cow::Borrowed(version),
+            Cow::Borrowed(release),
         )
     }
     evr(a).cmp(&evr(b))
+}
+
+/// Compare two packages' epoch-version-release as rpm does ([`compare_evr`]).
+/// Names and arches are not compared.
+pub fn evr_cmp(a: &Package, b: &Package) -> Ordering {
+    compare_evr(
+        (a.epoch, &a.version, &a.release),
+        (b.epoch, &b.version, &b.release),
+    )
 }
 
 /// The order packages are listed in: name, then EVR as rpm orders it, then
