@@ -46,6 +46,8 @@ pub enum Command {
     Finalize(CheckArgs),
     /// Read-only report of every change against the base.
     Diff(CheckArgs),
+    /// Check a finished image or rootfs against its base (read-only, for CI).
+    Lint(crate::lint::LintArgs),
     /// Print the registry of checks.
     ListChecks(ListChecksArgs),
 }

@@ -35,6 +35,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Snapshot(args) => snapshot(&args),
         Command::Finalize(args) => check(&args, "finalize"),
         Command::Diff(args) => check(&args, "diff"),
+        Command::Lint(args) => crate::lint::run(&args),
         Command::ListChecks(args) => {
             let text = match args.format {
                 ListFormat::Json => serde_json::to_string_pretty(CHECKS)? + "\n",

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod engine;
+pub mod lint;
 pub mod manifest;
 pub mod path;
 pub mod pkgdiff;

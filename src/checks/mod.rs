@@ -6,6 +6,7 @@
 
 mod base;
 mod files;
+pub mod labels;
 mod rpm;
 
 use serde::Serialize;
@@ -69,6 +70,9 @@ pub const CHECKS: &[Check] = &[
     files::SPECIAL,
     files::NON_UTF8,
     base::ETC_MODIFIED,
+    labels::OVERRIDE_UNLABELED,
+    labels::OVERRIDE_LABEL_UNUSED,
+    labels::NOT_FINALIZED,
 ];
 
 /// Look a check up by id.
