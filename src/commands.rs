@@ -86,13 +86,19 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
         rootfs::write_atomic(&root, RECORD, report::render_json(&report).as_bytes())?;
     }
     print_report(&report, args.format)?;
-    Ok(match report.verdict {
-        Verdict::Pass => EXIT_PASS,
-        Verdict::Fail => EXIT_FAIL,
-    })
+    Ok(exit_code(&report))
 }
 
-fn print_report(report: &Report, format: Format) -> Result<()> {
+/// The exit code a report's verdict maps to.
+pub fn exit_code(report: &Report) -> u8 {
+    match report.verdict {
+        Verdict::Pass => EXIT_PASS,
+        Verdict::Fail => EXIT_FAIL,
+    }
+}
+
+/// Render a report to stdout in the chosen format.
+pub fn print_report(report: &Report, format: Format) -> Result<()> {
     let text = match format {
         Format::Human => report::render_human(report),
         Format::Json => report::render_json(report),
