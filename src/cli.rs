@@ -77,9 +77,14 @@ pub struct CheckArgs {
     /// warnings. The image must then carry LABEL ostree.override=true.
     #[arg(long)]
     pub allow_overrides: bool,
-    /// Change nothing on disk (finalize only; diff never writes).
+    /// Change nothing on disk; print the planned rewrite (finalize only;
+    /// diff never writes).
     #[arg(long)]
     pub dry_run: bool,
+    /// Also move /etc to /usr/etc, for trees fed straight to `ostree commit`
+    /// (container imports map /etc themselves; bootc refuses /usr/etc).
+    #[arg(long)]
+    pub usr_etc: bool,
     /// Output format. Default: human.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

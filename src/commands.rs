@@ -8,7 +8,9 @@ use anyhow::Result;
 use crate::checks::CHECKS;
 use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, SnapshotArgs};
 use crate::engine::{self, EvalOptions, Target};
+use crate::layout;
 use crate::manifest;
+use crate::record::{RECORD, Record};
 use crate::report::{self, Report, Verdict};
 use crate::rootfs;
 
@@ -69,21 +71,24 @@ fn snapshot(args: &SnapshotArgs) -> Result<u8> {
     Ok(EXIT_PASS)
 }
 
-/// Where `finalize` records what it did, inside the image.
-pub const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
-
 fn check(args: &CheckArgs, command: &str) -> Result<u8> {
     let root = rootfs::open_root(&args.root)?;
-    let (base, origin) = engine::load_base(&root, args.base.as_deref())?;
+    let base = engine::load_base(&root, args.base.as_deref())?;
     let opts = EvalOptions {
         allow_overrides: args.allow_overrides,
         list_changes: command == "diff",
+        usr_etc: args.usr_etc,
     };
     let target = Target::from_dir(&root)?;
-    let report = engine::evaluate(&target, &base, &origin, command, opts);
+    let report = engine::evaluate(&target, &base.manifest, &base.origin, command, opts);
     let writes = command == "finalize" && !args.dry_run;
     if writes && report.verdict == Verdict::Pass {
-        rootfs::write_atomic(&root, RECORD, report::render_json(&report).as_bytes())?;
+        if let Some(plan) = &report.plan {
+            layout::apply(&root, plan)?;
+        }
+        let usr_etc = args.usr_etc || target.etc_in_usr;
+        let record = Record::new(&report, &base.sha256, usr_etc);
+        rootfs::write_atomic(&root, RECORD, record.to_json().as_bytes())?;
     }
     print_report(&report, args.format)?;
     Ok(exit_code(&report))

@@ -6,7 +6,8 @@ use cap_std::fs::Dir;
 
 use crate::checks::{self, Input, Resolve};
 use crate::diff::{self, Change, DiffOptions};
-use crate::manifest::{self, Manifest, PackageRecord};
+use crate::layout::{self, PlanInput};
+use crate::manifest::{self, Kind, Manifest, PackageRecord};
 use crate::pkgdiff;
 use crate::report::{PathChanges, Report};
 use crate::rootfs::{self, Tree, WalkOptions};
@@ -23,7 +24,7 @@ pub fn walk_options() -> WalkOptions {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        keep_etc_text: true,
+        keep_text: true,
     }
 }
 
@@ -36,14 +37,31 @@ pub struct Target {
     pub tree: Tree,
     /// The rpm database, when the tree has one.
     pub rpmdb: Option<RpmDb>,
+    /// The tree keeps its configuration in /usr/etc (an earlier `--usr-etc`
+    /// run); its paths were mapped back to /etc for comparison.
+    pub etc_in_usr: bool,
 }
 
 impl Target {
     /// Walk a directory tree and read its rpm database.
     pub fn from_dir(root: &Dir) -> Result<Target> {
+        let mut tree = rootfs::walk(root, &walk_options())?;
+        let etc_in_usr =
+            tree.get("/etc").is_none() && tree.get("/usr/etc").is_some_and(|e| e.kind == Kind::Dir);
+        if etc_in_usr {
+            for e in &mut tree.entries {
+                if let Some(rest) = e.path.strip_prefix("/usr/etc")
+                    && (rest.is_empty() || rest.starts_with('/'))
+                {
+                    e.path = format!("/etc{rest}");
+                }
+            }
+            tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        }
         Ok(Target {
-            tree: rootfs::walk(root, &walk_options())?,
+            tree,
             rpmdb: rpmdb::read(root)?,
+            etc_in_usr,
         })
     }
 
@@ -63,6 +81,8 @@ pub struct EvalOptions {
     pub allow_overrides: bool,
     /// List every changed path in the report (`diff`).
     pub list_changes: bool,
+    /// Plan moving /etc to /usr/etc (`--usr-etc`).
+    pub usr_etc: bool,
 }
 
 /// Diff `target` against `base` and judge it.
@@ -76,11 +96,19 @@ pub fn evaluate(
     let packages = target.package_records();
     let pkg_changes = pkgdiff::diff_packages(&base.packages, &packages);
     let changes = diff::diff(&base.entries, &target.tree.entries, DiffOptions::default());
+    let plan = layout::plan(&PlanInput {
+        tree: &target.tree,
+        base,
+        changes: &changes,
+        rpmdb: target.rpmdb.as_ref().map(|d| d.location.as_str()),
+        move_etc: opts.usr_etc && !target.etc_in_usr,
+    });
     let input = Input {
         base,
         current: &target.tree,
         changes: &changes,
         packages: &pkg_changes,
+        plan: &plan,
     };
     let resolve = Resolve {
         allow_overrides: opts.allow_overrides,
@@ -88,6 +116,7 @@ pub fn evaluate(
     let findings = checks::run(&input, resolve);
     let mut report = Report::new(command, base_origin.to_string(), findings, pkg_changes);
     report.skipped_mounts = target.tree.mounts.clone();
+    report.plan = Some(plan);
     if opts.list_changes {
         report.changes = Some(path_changes(&changes));
     }
@@ -110,15 +139,22 @@ fn path_changes(changes: &[Change]) -> PathChanges {
     out
 }
 
+/// A loaded base reference.
+#[derive(Debug)]
+pub struct Base {
+    /// The reference.
+    pub manifest: Manifest,
+    /// Where it came from, for messages and the report.
+    pub origin: String,
+    /// SHA-256 of the file, recorded by finalize.
+    pub sha256: String,
+}
+
 /// Load the base reference: `--base FILE` (a host path, read at the CLI
 /// edge), else the default location inside the root.
-pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<(Manifest, String)> {
-    match base {
-        Some(file) => {
-            let origin = file.display().to_string();
-            let bytes = rootfs::read_ambient_file(file)?;
-            Ok((Manifest::from_json(&bytes, &origin)?, origin))
-        }
+pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
+    let (bytes, origin) = match base {
+        Some(file) => (rootfs::read_ambient_file(file)?, file.display().to_string()),
         None => {
             let origin = manifest::DEFAULT_MANIFEST.to_string();
             let bytes = root.read(&origin[1..]).with_context(|| {
@@ -127,7 +163,13 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<(Manifest
                      on the pristine base image (or pass --base FILE)"
                 )
             })?;
-            Ok((Manifest::from_json(&bytes, &origin)?, origin))
+            (bytes, origin)
         }
-    }
+    };
+    use sha2::Digest;
+    Ok(Base {
+        manifest: Manifest::from_json(&bytes, &origin)?,
+        sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+        origin,
+    })
 }

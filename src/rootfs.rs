@@ -29,9 +29,6 @@ use crate::path;
 /// Top-level paths never scanned: API filesystems and the ostree repo.
 pub const NEVER_SCANNED: &[&str] = &["/proc", "/sys", "/dev", "/sysroot", "/ostree"];
 
-/// The largest `/etc` file whose text is kept for diffs.
-const MAX_TEXT: u64 = 64 * 1024;
-
 /// Open the root directory. The only use of ambient authority in the crate.
 pub fn open_root(path: &Path) -> Result<Dir> {
     Dir::open_ambient_dir(path, cap_std::ambient_authority())
@@ -92,8 +89,8 @@ pub struct WalkOptions {
     pub skip: Vec<String>,
     /// Absolute paths recorded but not entered (rpm database directories).
     pub opaque: Vec<String>,
-    /// Keep the text of small UTF-8 files under `/etc` (for the base).
-    pub keep_etc_text: bool,
+    /// Keep the text of UTF-8 files that [`crate::zones::text_kept`] names.
+    pub keep_text: bool,
 }
 
 /// The result of a walk.
@@ -217,9 +214,7 @@ impl Walker<'_> {
                     .with_context(|| format!("{}: cannot open", entry.path))?;
                 entry.xattrs = fd_xattrs(&fd)
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
-                let keep = self.opts.keep_etc_text
-                    && path::is_beneath(&entry.path, "/etc")
-                    && entry.size <= MAX_TEXT;
+                let keep = self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size);
                 let (digest, text) = hash_file(fd, &st, keep)
                     .with_context(|| format!("{}: cannot read", entry.path))?;
                 entry.sha256 = Some(Hex(digest.to_vec()));

@@ -36,6 +36,32 @@ pub fn zone(path: &str) -> Zone {
     }
 }
 
+/// The tmpfiles.d file finalize generates for `/var` content.
+pub const GENERATED_TMPFILES: &str = "/usr/lib/tmpfiles.d/ostree-finalize-var.conf";
+
+/// The sysusers.d file finalize generates for added users and groups.
+pub const GENERATED_SYSUSERS: &str = "/usr/lib/sysusers.d/ostree-finalize.conf";
+
+/// Whether the walk keeps a file's text, given its size: small `/etc`
+/// files (for diffs), the user databases and tmpfiles.d/sysusers.d files
+/// (for the layout planner), and finalize's own generated files whatever
+/// their size (a rerun must keep what an earlier run converted). `/usr/etc`
+/// counts as `/etc` (a tree finalized with `--usr-etc`).
+pub fn text_kept(path: &str, size: u64) -> bool {
+    const SMALL: u64 = 64 * 1024;
+    const GENERATED_MAX: u64 = 64 * 1024 * 1024;
+    if path == GENERATED_TMPFILES || path == GENERATED_SYSUSERS {
+        return size <= GENERATED_MAX;
+    }
+    size <= SMALL
+        && (is_beneath(path, "/etc")
+            || is_beneath(path, "/usr/etc")
+            || path == "/usr/lib/passwd"
+            || path == "/usr/lib/group"
+            || is_beneath(path, "/usr/lib/tmpfiles.d")
+            || is_beneath(path, "/usr/lib/sysusers.d"))
+}
+
 /// Is this path inside an rpm database directory?
 pub fn in_rpmdb(path: &str) -> bool {
     RPMDB_DIRS.iter().any(|d| is_within(path, d))

@@ -7,11 +7,14 @@
 mod base;
 mod files;
 pub mod labels;
+mod layout;
 mod rpm;
+mod system;
 
 use serde::Serialize;
 
 use crate::diff::Change;
+use crate::layout::Plan;
 use crate::manifest::Manifest;
 use crate::pkgdiff::PackageChanges;
 use crate::rootfs::Tree;
@@ -70,6 +73,13 @@ pub const CHECKS: &[Check] = &[
     files::SPECIAL,
     files::NON_UTF8,
     base::ETC_MODIFIED,
+    layout::VAR_CONTENT,
+    layout::USERS_ADDED,
+    system::BOOT_NONEMPTY,
+    layout::RUNTIME_CONTENT,
+    system::KERNEL_INITRAMFS,
+    system::SETUID_ADDED,
+    system::WORLD_WRITABLE,
     labels::OVERRIDE_UNLABELED,
     labels::OVERRIDE_LABEL_UNUSED,
     labels::NOT_FINALIZED,
@@ -133,6 +143,8 @@ pub struct Input<'a> {
     pub changes: &'a [Change<'a>],
     /// Package-level changes.
     pub packages: &'a PackageChanges,
+    /// The layout rewrite planned for this tree.
+    pub plan: &'a Plan,
 }
 
 /// How levels are resolved.
@@ -148,6 +160,8 @@ pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
     base::check(input, &mut out);
     rpm::check(input, &mut out);
     files::check(input, &mut out);
+    layout::check(input, &mut out);
+    system::check(input, &mut out);
     for f in &mut out {
         let overridable = lookup(f.check).is_some_and(|c| c.overridable);
         if !overridable || f.level != Level::Deny {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{Report, Verdict};
 use crate::checks::Level;
+use crate::layout::Action;
 
 /// Render for a build log.
 pub fn render(report: &Report) -> String {
@@ -38,6 +39,16 @@ pub fn render(report: &Report) -> String {
             for path in list {
                 let _ = writeln!(out, "  {label} {path}");
             }
+        }
+    }
+    if let Some(plan) = report.plan.as_ref().filter(|p| !p.actions.is_empty()) {
+        let _ = writeln!(out, "\nlayout rewrite ({} actions):", plan.actions.len());
+        const SHOWN: usize = 20;
+        for a in plan.actions.iter().take(SHOWN) {
+            let _ = writeln!(out, "  {}", describe_action(a));
+        }
+        if plan.actions.len() > SHOWN {
+            let _ = writeln!(out, "  …and {} more", plan.actions.len() - SHOWN);
         }
     }
     let s = &report.summary;
@@ -89,4 +100,19 @@ fn hand_fixed_checks(report: &Report) -> Vec<&'static str> {
 
 fn fixed_only_by_hand(report: &Report) -> bool {
     !hand_fixed_checks(report).is_empty()
+}
+
+fn describe_action(a: &Action) -> String {
+    match a {
+        Action::CopyToFactory { source, dest, .. } => format!("copy {source} → {dest}"),
+        Action::Write { path, content } => {
+            format!("write {path} ({} lines)", content.lines().count())
+        }
+        Action::Remove { path, dir: true } => format!("remove directory {path}"),
+        Action::Remove { path, dir: false } => format!("remove {path}"),
+        Action::CheckpointRpmdb { dir } => {
+            format!("checkpoint {dir}/rpmdb.sqlite, remove its -shm/-wal/lock files")
+        }
+        Action::MoveEtcToUsrEtc => "move /etc to /usr/etc".to_string(),
+    }
 }

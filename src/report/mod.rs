@@ -6,6 +6,7 @@ mod json;
 use serde::Serialize;
 
 use crate::checks::{Finding, Level};
+use crate::layout::Plan;
 use crate::pkgdiff::PackageChanges;
 
 pub use human::render as render_human;
@@ -69,6 +70,9 @@ pub struct Report {
     /// Mount points left alone (bind mounts of the build runtime).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_mounts: Vec<String>,
+    /// The layout rewrite planned (applied by `finalize` on a pass).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
 }
 
 impl Report {
@@ -101,6 +105,7 @@ impl Report {
             packages,
             changes: None,
             skipped_mounts: Vec::new(),
+            plan: None,
         }
     }
 }

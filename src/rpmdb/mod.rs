@@ -143,6 +143,15 @@ pub fn read_dbdir(dbdir: &Dir, location: &str) -> Result<RpmDb> {
     })
 }
 
+/// Parse one header blob (a `Packages.blob` value) into a [`Package`].
+///
+/// Not part of the API: the entry point of the `rpm_header` fuzz target and
+/// its regression test (`tests/fuzz_regressions.rs`).
+#[doc(hidden)]
+pub fn parse_header_blob(blob: &[u8]) -> Result<Package> {
+    header::parse_blob(blob)
+}
+
 /// Read and sort all packages of the sqlite database at `file` in `root`.
 /// Every error's outermost message starts with `name` (the database file as
 /// users know it), and with the row's `hnum` for a bad header.

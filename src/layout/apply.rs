@@ -1,0 +1,238 @@
+//! Carry a [`Plan`] out. Every path is reached from the root one component
+//! at a time with `O_NOFOLLOW`, so an entry swapped for a symlink between
+//! plan and apply cannot redirect a write or a delete. Every file is
+//! written to a temporary name, synced, then renamed into place. The plan's
+//! order (copy, declare, remove, housekeeping) means a run killed at any
+//! point can simply be run again.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{Context, Result, bail};
+use cap_std::fs::Dir;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::{Action, Plan};
+use crate::path::decode;
+
+/// Environment variable naming an action count after which the applier
+/// aborts: a fault-injection hook for crash-recovery tests.
+pub const FAULT_ENV: &str = "OSTREE_FINALIZE_FAULT_AFTER";
+
+/// Apply every action in order.
+pub fn apply(root: &Dir, plan: &Plan) -> Result<()> {
+    let fault_after: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
+    for (done, action) in plan.actions.iter().enumerate() {
+        if fault_after == Some(done) {
+            eprintln!("ostree-finalize: {FAULT_ENV}={done}: simulating a crash");
+            std::process::abort();
+        }
+        run(root, action)?;
+    }
+    Ok(())
+}
+
+fn run(root: &Dir, action: &Action) -> Result<()> {
+    match action {
+        Action::CopyToFactory {
+            source,
+            dest,
+            mode,
+            uid,
+            gid,
+        } => {
+            let (sdir, sname) = open_parent(root, source, false)?;
+            let src = rustix::fs::openat(
+                &sdir,
+                sname.as_slice(),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+                Mode::empty(),
+            )
+            .with_context(|| format!("{source}: cannot open"))?;
+            let st = rustix::fs::fstat(&src)?;
+            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+                bail!("{source}: no longer a regular file; rerun finalize");
+            }
+            let mut reader = std::fs::File::from(src);
+            write_file(root, dest, *mode, *uid, *gid, |out| {
+                std::io::copy(&mut reader, out).map(|_| ())
+            })
+        }
+        Action::Write { path, content } => write_file(root, path, 0o644, 0, 0, |out| {
+            out.write_all(content.as_bytes())
+        }),
+        Action::Remove { path, dir } => remove(root, path, *dir),
+        Action::CheckpointRpmdb { dir } => checkpoint_rpmdb(root, dir),
+        Action::MoveEtcToUsrEtc => {
+            let usr = open_path(root, "/usr", false)?;
+            match rustix::fs::statx(
+                &usr,
+                "etc",
+                AtFlags::SYMLINK_NOFOLLOW,
+                rustix::fs::StatxFlags::TYPE,
+            ) {
+                Ok(_) => bail!("/usr/etc already exists; cannot move /etc there"),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("/usr/etc")),
+            }
+            rustix::fs::renameat(root, "etc", &usr, "etc").context("cannot move /etc to /usr/etc")
+        }
+    }
+}
+
+/// Open a directory by absolute image path, never following a symlink.
+/// With `create`, missing components are made (0755).
+fn open_path(root: &Dir, path: &str, create: bool) -> Result<OwnedFd> {
+    let raw = decode(path).with_context(|| format!("{path}: bad path"))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut cur = rustix::fs::openat(root, ".", flags, Mode::empty())?;
+    for comp in raw.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        if comp == b".." || comp == b"." {
+            bail!("{path}: refusing a path with . or ..");
+        }
+        let next = match rustix::fs::openat(&cur, comp, flags, Mode::empty()) {
+            Err(Errno::NOENT) if create => {
+                match rustix::fs::mkdirat(&cur, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: mkdir"))),
+                }
+                rustix::fs::openat(&cur, comp, flags, Mode::empty())
+            }
+            other => other,
+        };
+        cur = next.with_context(|| {
+            format!("{path}: cannot open (a component is missing or is a symlink)")
+        })?;
+    }
+    Ok(cur)
+}
+
+/// The parent directory of `path` (opened no-follow) and the final name.
+fn open_parent(root: &Dir, path: &str, create: bool) -> Result<(OwnedFd, Vec<u8>)> {
+    let (parent, name) = path.rsplit_once('/').context("not an absolute path")?;
+    let name = decode(name).with_context(|| format!("{path}: bad path"))?;
+    let parent = if parent.is_empty() { "/" } else { parent };
+    Ok((open_path(root, parent, create)?, name))
+}
+
+/// Write a file by temp-file-and-rename, with its mode and owner set
+/// before it becomes visible.
+fn write_file(
+    root: &Dir,
+    path: &str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let (dir, name) = open_parent(root, path, true)?;
+    let mut tmp = b".".to_vec();
+    tmp.extend_from_slice(&name);
+    tmp.extend_from_slice(b".ostree-finalize-tmp");
+    match rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: stale temp file"))),
+    }
+    let fd = rustix::fs::openat(
+        &dir,
+        tmp.as_slice(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .with_context(|| format!("{path}: cannot create"))?;
+    let mut file = std::fs::File::from(fd);
+    let result = (|| -> Result<()> {
+        fill(&mut file)?;
+        rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))?;
+        // After chown, which clears setuid/setgid bits.
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
+        file.sync_all()?;
+        rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name.as_slice())?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty());
+    }
+    result.with_context(|| format!("{path}: cannot write"))
+}
+
+fn uid_of(n: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(n)
+}
+
+fn gid_of(n: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(n)
+}
+
+/// Remove one entry. Already gone is fine (a rerun); a directory that is
+/// not empty or is busy (a mount below it) is left in place.
+fn remove(root: &Dir, path: &str, dir: bool) -> Result<()> {
+    let (parent, name) = match open_parent(root, path, false) {
+        Ok(p) => p,
+        Err(_) => return Ok(()), // parent gone or swapped for a symlink: nothing of ours left
+    };
+    let flags = if dir {
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    match rustix::fs::unlinkat(&parent, name.as_slice(), flags) {
+        Ok(()) | Err(Errno::NOENT) | Err(Errno::NOTEMPTY) | Err(Errno::BUSY) => Ok(()),
+        Err(Errno::NOTDIR) | Err(Errno::ISDIR) => {
+            bail!("{path}: changed type since it was planned; rerun finalize")
+        }
+        Err(e) => Err(anyhow::Error::from(e).context(format!("{path}: cannot remove"))),
+    }
+}
+
+/// Fold committed WAL data into the rpmdb, then drop the -shm/-wal and
+/// lock files rpm leaves behind.
+fn checkpoint_rpmdb(root: &Dir, dir: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = open_path(root, dir, false)?;
+    let db_file = "rpmdb.sqlite";
+    if rustix::fs::statx(
+        &fd,
+        db_file,
+        AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::TYPE,
+    )
+    .is_ok()
+    {
+        // Reach the file through the directory descriptor, not a host path.
+        let via = format!("/proc/self/fd/{}/{db_file}", fd.as_fd().as_raw_fd());
+        let conn = rusqlite::Connection::open_with_flags(
+            &via,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("{dir}/{db_file}: cannot open to checkpoint"))?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .with_context(|| format!("{dir}/{db_file}: checkpoint failed"))
+        .and_then(|busy| {
+            if busy != 0 {
+                bail!("{dir}/{db_file}: database busy; is rpm still running?");
+            }
+            Ok(())
+        })?;
+        drop(conn);
+    }
+    for leftover in [
+        "rpmdb.sqlite-shm",
+        "rpmdb.sqlite-wal",
+        ".rpm.lock",
+        ".dbenv.lock",
+    ] {
+        match rustix::fs::unlinkat(&fd, leftover, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => {
+                return Err(
+                    anyhow::Error::from(e).context(format!("{dir}/{leftover}: cannot remove"))
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! The pure planner: what the rewrite will do, from the walked tree and the
+//! base. No I/O.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::sysusers::{self, Declared, Names};
+use super::tmpfiles::{self, Line};
+use super::{Action, Cleaned, FACTORY, Plan};
+use crate::diff::Change;
+use crate::manifest::{Kind, Manifest};
+use crate::path::{decode, is_beneath, is_within};
+use crate::rootfs::Tree;
+use crate::zones::{GENERATED_SYSUSERS, GENERATED_TMPFILES, RUNTIME_DIRS, Zone, in_rpmdb, zone};
+
+/// Package-manager leftovers cleaned beside the runtime directories.
+const LEFTOVER_DIRS: &[&str] = &["/var/lib/dnf", "/var/cache/dnf", "/var/cache/yum"];
+/// Log files of package managers, by prefix under /var/log.
+const LEFTOVER_LOGS: &[&str] = &[
+    "/var/log/dnf",
+    "/var/log/hawkey.log",
+    "/var/log/yum.log",
+    "/var/log/rpm-ostree",
+];
+
+/// Everything the planner looks at.
+pub struct PlanInput<'a> {
+    /// The current tree.
+    pub tree: &'a Tree,
+    /// The base reference.
+    pub base: &'a Manifest,
+    /// Changes between them.
+    pub changes: &'a [Change<'a>],
+    /// The rpmdb directory, when the tree has one.
+    pub rpmdb: Option<&'a str>,
+    /// `--usr-etc`, and whether /etc is still at /etc.
+    pub move_etc: bool,
+}
+
+fn is_leftover(path: &str) -> bool {
+    LEFTOVER_DIRS.iter().any(|d| is_within(path, d))
+        || LEFTOVER_LOGS.iter().any(|l| path.starts_with(l))
+}
+
+/// Plan the rewrite.
+pub fn plan(input: &PlanInput) -> Plan {
+    let mut plan = Plan::default();
+    let mount_ancestors = ancestors_of_mounts(&input.tree.mounts);
+    let mut removals: Vec<(String, bool)> = Vec::new();
+
+    // Runtime content and package-manager leftovers: clean.
+    let mut cleaned_tops: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in &input.tree.entries {
+        let top = if zone(&e.path) == Zone::Runtime {
+            runtime_top(&e.path)
+        } else if is_leftover(&e.path) && input.base.get(&e.path).is_none() {
+            leftover_top(&e.path)
+        } else {
+            continue;
+        };
+        *cleaned_tops.entry(top).or_default() += 1;
+        if !(e.kind == Kind::Dir && mount_ancestors.contains(e.path.as_str())) {
+            removals.push((e.path.clone(), e.kind == Kind::Dir));
+        }
+    }
+    plan.cleaned = cleaned_tops
+        .into_iter()
+        .map(|(path, entries)| Cleaned { path, entries })
+        .collect();
+
+    // /var content the build added: convert.
+    let names = user_names(input.tree);
+    let mut lines = BTreeSet::new();
+    let mut copies = Vec::new();
+    for change in input.changes {
+        let path = change.path();
+        if zone(path) != Zone::Var || in_rpmdb(path) || is_leftover(path) {
+            continue;
+        }
+        let e = match change {
+            Change::Added(e) => e,
+            Change::Modified { .. } | Change::Removed(_) => {
+                plan.var_changed.push(path.to_string());
+                continue;
+            }
+        };
+        let Some(raw) = decode(&e.path) else { continue };
+        let line = match e.kind {
+            Kind::Dir => Line::Dir {
+                path: raw,
+                mode: e.mode,
+                user: names.user(e.uid),
+                group: names.group(e.gid),
+            },
+            Kind::Symlink => Line::Symlink {
+                path: raw,
+                target: e.target.as_deref().and_then(decode).unwrap_or_default(),
+            },
+            Kind::File => {
+                let dest = format!("{FACTORY}{}", e.path);
+                copies.push(Action::CopyToFactory {
+                    source: e.path.clone(),
+                    dest: dest.clone(),
+                    mode: e.mode,
+                    uid: e.uid,
+                    gid: e.gid,
+                });
+                Line::Copy {
+                    path: raw,
+                    source: decode(&dest).unwrap_or_default(),
+                }
+            }
+            // Special files are denied by `special-file`; nothing to convert.
+            _ => continue,
+        };
+        if line.render().is_none() {
+            plan.unconvertible.push(e.path.clone());
+            if e.kind == Kind::File {
+                copies.pop();
+            }
+            continue;
+        }
+        lines.insert(line);
+        plan.converted.push(e.path.clone());
+        if !(e.kind == Kind::Dir && mount_ancestors.contains(e.path.as_str())) {
+            removals.push((e.path.clone(), e.kind == Kind::Dir));
+        }
+    }
+
+    // Keep what an earlier (perhaps interrupted) run converted, drop what
+    // other tmpfiles.d files already declare.
+    let generated = input.tree.get(GENERATED_TMPFILES);
+    if let Some(old) = generated.and_then(|e| e.text.as_deref()) {
+        lines.extend(tmpfiles::parse_generated(old));
+    }
+    let declared = declared_tmpfiles(input.tree);
+    lines.retain(|l| !declared.contains(l.path()));
+    let mut writes = Vec::new();
+    if !lines.is_empty() {
+        let content = tmpfiles::render_file(&lines);
+        if generated.and_then(|e| e.text.as_deref()) != Some(content.as_str()) {
+            writes.push(Action::Write {
+                path: GENERATED_TMPFILES.to_string(),
+                content,
+            });
+        }
+        plan.generated.push(GENERATED_TMPFILES.to_string());
+    }
+
+    // Users and groups the build added.
+    let (names_added, user_lines) = added_users(input);
+    if !user_lines.is_empty() {
+        let content = sysusers::render_file(&user_lines);
+        let current = input.tree.get(GENERATED_SYSUSERS);
+        if current.and_then(|e| e.text.as_deref()) != Some(content.as_str()) {
+            writes.push(Action::Write {
+                path: GENERATED_SYSUSERS.to_string(),
+                content,
+            });
+        }
+        plan.generated.push(GENERATED_SYSUSERS.to_string());
+    }
+    plan.users_added = names_added;
+
+    // Order: preserve data first, then declare it, then remove the
+    // originals (children before parents), then housekeeping.
+    plan.actions.extend(copies);
+    plan.actions.extend(writes);
+    // Files and symlinks first, then directories deepest first.
+    let depth = |p: &str| p.bytes().filter(|&c| c == b'/').count();
+    removals.sort_by(|a, b| {
+        (a.1, std::cmp::Reverse(depth(&a.0)), &a.0).cmp(&(
+            b.1,
+            std::cmp::Reverse(depth(&b.0)),
+            &b.0,
+        ))
+    });
+    plan.actions.extend(
+        removals
+            .into_iter()
+            .map(|(path, dir)| Action::Remove { path, dir }),
+    );
+    if let Some(dir) = input.rpmdb {
+        plan.actions.push(Action::CheckpointRpmdb {
+            dir: dir.to_string(),
+        });
+    }
+    if input.move_etc {
+        plan.actions.push(Action::MoveEtcToUsrEtc);
+    }
+    plan
+}
+
+/// The child of a runtime directory that `path` is in.
+fn runtime_top(path: &str) -> String {
+    let dir = RUNTIME_DIRS
+        .iter()
+        .filter(|d| is_beneath(path, d))
+        .max_by_key(|d| d.len())
+        .copied()
+        .unwrap_or("/");
+    let rest = &path[dir.len() + 1..];
+    let first = rest.split('/').next().unwrap_or(rest);
+    crate::path::join(dir, first)
+}
+
+fn leftover_top(path: &str) -> String {
+    LEFTOVER_DIRS
+        .iter()
+        .find(|d| is_within(path, d))
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// Every directory that has a mount point somewhere below it: never removed.
+fn ancestors_of_mounts(mounts: &[String]) -> HashSet<&str> {
+    let mut out = HashSet::new();
+    for m in mounts {
+        let mut cur = m.as_str();
+        while let Some(i) = cur.rfind('/') {
+            cur = if i == 0 { "/" } else { &cur[..i] };
+            out.insert(cur);
+            if cur == "/" {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn text<'a>(tree: &'a Tree, path: &str) -> &'a str {
+    tree.get(path).and_then(|e| e.text.as_deref()).unwrap_or("")
+}
+
+/// uid/gid → names from the tree's own databases (never the host's).
+fn user_names(tree: &Tree) -> Names {
+    let mut users = sysusers::parse_passwd(text(tree, "/etc/passwd"));
+    users.extend(sysusers::parse_passwd(text(tree, "/usr/lib/passwd")));
+    let mut groups = sysusers::parse_group(text(tree, "/etc/group"));
+    groups.extend(sysusers::parse_group(text(tree, "/usr/lib/group")));
+    Names::new(&users, &groups)
+}
+
+/// Paths declared by tmpfiles.d files other than our own.
+fn declared_tmpfiles(tree: &Tree) -> HashSet<Vec<u8>> {
+    config_files(
+        tree,
+        &["/usr/lib/tmpfiles.d", "/etc/tmpfiles.d"],
+        GENERATED_TMPFILES,
+    )
+    .flat_map(tmpfiles::declared_paths)
+    .collect()
+}
+
+fn config_files<'a>(
+    tree: &'a Tree,
+    dirs: &'a [&str],
+    own: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    tree.entries
+        .iter()
+        .filter(move |e| {
+            e.path != own
+                && e.path.ends_with(".conf")
+                && dirs.iter().any(|d| {
+                    crate::path::is_beneath(&e.path, d) && !e.path[d.len() + 1..].contains('/')
+                })
+        })
+        .filter_map(|e| e.text.as_deref())
+}
+
+fn added_users(input: &PlanInput) -> (Vec<String>, Vec<String>) {
+    let base_text = |p: &str| {
+        input
+            .base
+            .get(p)
+            .and_then(|e| e.text.as_deref())
+            .unwrap_or("")
+    };
+    let mut already = Declared::default();
+    for t in config_files(
+        input.tree,
+        &["/usr/lib/sysusers.d", "/etc/sysusers.d"],
+        GENERATED_SYSUSERS,
+    ) {
+        sysusers::declared(t, &mut already);
+    }
+    sysusers::added_lines(
+        &sysusers::parse_passwd(base_text("/etc/passwd")),
+        &sysusers::parse_group(base_text("/etc/group")),
+        &sysusers::parse_passwd(text(input.tree, "/etc/passwd")),
+        &sysusers::parse_group(text(input.tree, "/etc/group")),
+        &already,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_tops() {
+        assert_eq!(runtime_top("/var/cache/dnf/x/y"), "/var/cache/dnf");
+        assert_eq!(runtime_top("/tmp/a"), "/tmp/a");
+        assert_eq!(runtime_top("/var/tmp/a/b"), "/var/tmp/a");
+    }
+
+    #[test]
+    fn leftovers() {
+        assert!(is_leftover("/var/log/dnf.rpm.log"));
+        assert!(is_leftover("/var/lib/dnf/history.sqlite"));
+        assert!(!is_leftover("/var/lib/dnfx"));
+        assert!(!is_leftover("/var/log/messages"));
+    }
+
+    #[test]
+    fn mounts_protect_their_ancestors() {
+        let m = vec!["/run/secrets/x".to_string()];
+        let a = ancestors_of_mounts(&m);
+        assert!(a.contains("/run/secrets") && a.contains("/run") && a.contains("/"));
+        assert!(!a.contains("/run/secrets/x"));
+    }
+}
