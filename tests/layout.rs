@@ -524,3 +524,76 @@ fn kernels_boot_setuid_and_world_writable_are_flagged() {
             .contains("2 kernels")
     );
 }
+
+#[test]
+fn a_finalized_tree_deploys_with_real_ostree_admin_carrying_its_config() {
+    let tree = snapshotted();
+    derive_app(&tree);
+    fs::write(tree.path("/etc/base-utils.conf"), "level=debug\n").unwrap();
+    fs::create_dir_all(tree.path("/usr/lib/modules/6.1.0")).unwrap();
+    fs::write(tree.path("/usr/lib/modules/6.1.0/vmlinuz"), "kernel").unwrap();
+    fs::write(
+        tree.path("/usr/lib/modules/6.1.0/initramfs.img"),
+        "initramfs",
+    )
+    .unwrap();
+    finalize(&tree, &["--usr-etc"]).expect_code(0);
+
+    let scratch = tempfile::tempdir().unwrap();
+    let sysroot = scratch.path().join("sysroot");
+    fs::create_dir(&sysroot).unwrap();
+    let sysroot_arg = format!("--sysroot={}", sysroot.display());
+    let repo_arg = format!("--repo={}/ostree/repo", sysroot.display());
+    let tree_arg = format!("--tree=dir={}", tree.root().display());
+    sh("ostree", &["admin", "init-fs", sysroot.to_str().unwrap()]);
+    sh("ostree", &["admin", &sysroot_arg, "os-init", "testos"]);
+    sh(
+        "ostree",
+        &[
+            &repo_arg,
+            "commit",
+            "-b",
+            "testos/stable",
+            "--no-xattrs",
+            &tree_arg,
+        ],
+    );
+    sh(
+        "ostree",
+        &[
+            "admin",
+            &sysroot_arg,
+            "deploy",
+            "--os=testos",
+            "testos/stable",
+        ],
+    );
+
+    let deploys = sysroot.join("ostree/deploy/testos/deploy");
+    let deployment = fs::read_dir(&deploys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a deployment");
+    let etc = deployment.join("etc");
+    assert_eq!(
+        fs::read_to_string(etc.join("base-utils.conf")).unwrap(),
+        "level=debug\n"
+    );
+    assert!(
+        fs::read_to_string(etc.join("passwd"))
+            .unwrap()
+            .contains("app:x:990:985:")
+    );
+    let tmpfiles = deployment.join("usr/lib/tmpfiles.d/ostree-finalize-var.conf");
+    assert!(
+        fs::read_to_string(tmpfiles)
+            .unwrap()
+            .contains("d /var/lib/app 0750 app app -")
+    );
+    assert!(
+        deployment
+            .join("usr/share/factory/var/lib/app/data.txt")
+            .is_file()
+    );
+}
