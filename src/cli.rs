@@ -11,12 +11,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
     /// For people and build logs.
+    #[default]
     Human,
     /// One JSON object with a top-level "version" (see README).
     Json,
+    /// SARIF 2.1.0, for code-scanning tools.
+    Sarif,
 }
 
 /// Formats of the check registry.
@@ -50,6 +53,13 @@ pub enum Command {
     Lint(crate::lint::LintArgs),
     /// Print the registry of checks.
     ListChecks(ListChecksArgs),
+    /// Print shell completions for SHELL.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
 }
 
 /// Flags of `snapshot`.
@@ -73,10 +83,6 @@ pub struct CheckArgs {
     /// The base reference. Default: /usr/lib/ostree-finalize/base.json in the root.
     #[arg(long)]
     pub base: Option<PathBuf>,
-    /// Allow deliberate changes to base content: they become recorded
-    /// warnings. The image must then carry LABEL ostree.override=true.
-    #[arg(long)]
-    pub allow_overrides: bool,
     /// Change nothing on disk; print the planned rewrite (finalize only;
     /// diff never writes).
     #[arg(long)]
@@ -85,9 +91,49 @@ pub struct CheckArgs {
     /// (container imports map /etc themselves; bootc refuses /usr/etc).
     #[arg(long)]
     pub usr_etc: bool,
-    /// Output format. Default: human.
+    /// Policy and verdict flags.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Output flags.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Flags that decide the verdict: shared by `finalize`, `diff` and `lint`.
+#[derive(Debug, Args, Default)]
+pub struct RuleArgs {
+    /// Allow deliberate changes to base content: they become recorded
+    /// warnings. The image must then carry LABEL ostree.override=true.
+    #[arg(long)]
+    pub allow_overrides: bool,
+    /// The policy file (YAML). Default: /etc/ostree-finalize/policy.yaml in
+    /// the tree, else /usr/lib/ostree-finalize/policy.yaml, else none.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Do not run this check (repeatable). See `list-checks`.
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub fatal_warnings: bool,
+}
+
+/// Where and how the report is written: shared by `finalize`, `diff` and `lint`.
+#[derive(Debug, Args, Default)]
+pub struct OutputArgs {
+    /// Output format on stdout. Default: human.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Also write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Also write a SARIF 2.1.0 report to FILE (for code-scanning tools).
+    #[arg(long, value_name = "FILE")]
+    pub report_sarif: Option<PathBuf>,
+    /// Show every item of every check (human format). Default: at most 10
+    /// per check, then "…and N more".
+    #[arg(long)]
+    pub no_truncate: bool,
 }
 
 /// Flags of `list-checks`.
@@ -133,6 +179,20 @@ mod tests {
         ]));
         let cli = Cli::try_parse_from(argv).unwrap();
         assert!(matches!(cli.command, Command::Finalize(ref a) if a.dry_run));
+        let cli = Cli::try_parse_from(os(&[
+            "x",
+            "finalize",
+            "--skip",
+            "a",
+            "--skip",
+            "b",
+            "--report-json",
+            "r.json",
+        ]))
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::Finalize(ref a) if a.rules.skip == ["a", "b"] && a.output.report_json.is_some())
+        );
     }
 
     #[test]

@@ -1,17 +1,17 @@
 //! Runs a parsed command and decides the exit code (0, 1 or 2) in one place.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::checks::CHECKS;
-use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, SnapshotArgs};
+use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, OutputArgs, SnapshotArgs};
 use crate::engine::{self, EvalOptions, Target};
 use crate::layout;
 use crate::manifest;
 use crate::record::{RECORD, Record};
-use crate::report::{self, Report, Verdict};
+use crate::report::{self, HumanOptions, Report, Verdict};
 use crate::rootfs;
 
 /// Exit code: passed.
@@ -38,6 +38,19 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Finalize(args) => check(&args, "finalize"),
         Command::Diff(args) => check(&args, "diff"),
         Command::Lint(args) => crate::lint::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ostree-finalize", &mut buf);
+            emit(&String::from_utf8_lossy(&buf))?;
+            Ok(EXIT_PASS)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut buf)?;
+            emit(&String::from_utf8_lossy(&buf))?;
+            Ok(EXIT_PASS)
+        }
         Command::ListChecks(args) => {
             let text = match args.format {
                 ListFormat::Json => serde_json::to_string_pretty(CHECKS)? + "\n",
@@ -74,13 +87,19 @@ fn snapshot(args: &SnapshotArgs) -> Result<u8> {
 fn check(args: &CheckArgs, command: &str) -> Result<u8> {
     let root = rootfs::open_root(&args.root)?;
     let base = engine::load_base(&root, args.base.as_deref())?;
+    let policy = crate::policy::load(Some(&root), args.rules.policy.as_deref())?;
     let opts = EvalOptions {
-        allow_overrides: args.allow_overrides,
+        policy: Some(&policy),
+        skip: &args.rules.skip,
+        allow_overrides: args.rules.allow_overrides,
         list_changes: command == "diff",
         usr_etc: args.usr_etc,
     };
     let target = Target::from_dir(&root)?;
-    let report = engine::evaluate(&target, &base.manifest, &base.origin, command, opts);
+    let mut report = engine::evaluate(&target, &base.manifest, &base.origin, command, opts);
+    if args.rules.fatal_warnings {
+        report.make_warnings_fatal();
+    }
     let writes = command == "finalize" && !args.dry_run;
     if writes && report.verdict == Verdict::Pass {
         if let Some(plan) = &report.plan {
@@ -90,7 +109,7 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
         let record = Record::new(&report, &base.sha256, usr_etc);
         rootfs::write_atomic(&root, RECORD, record.to_json().as_bytes())?;
     }
-    print_report(&report, args.format)?;
+    emit_report(&report, &args.output)?;
     Ok(exit_code(&report))
 }
 
@@ -102,13 +121,35 @@ pub fn exit_code(report: &Report) -> u8 {
     }
 }
 
-/// Render a report to stdout in the chosen format.
-pub fn print_report(report: &Report, format: Format) -> Result<()> {
-    let text = match format {
-        Format::Human => report::render_human(report),
+/// Write the report files asked for, then the report on stdout.
+pub fn emit_report(report: &Report, output: &OutputArgs) -> Result<()> {
+    if let Some(file) = &output.report_json {
+        rootfs::write_ambient_file(file, report::render_json(report).as_bytes())?;
+    }
+    if let Some(file) = &output.report_sarif {
+        rootfs::write_ambient_file(file, report::render_sarif(report).as_bytes())?;
+    }
+    let text = match output.format {
+        Format::Human => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let max_items = (!output.no_truncate).then_some(10);
+            report::render_human(report, HumanOptions { color, max_items })
+        }
         Format::Json => report::render_json(report),
+        Format::Sarif => report::render_sarif(report),
     };
     emit(&text)
+}
+
+/// Render a report to stdout in the chosen format, with default options.
+pub fn print_report(report: &Report, format: Format) -> Result<()> {
+    emit_report(
+        report,
+        &OutputArgs {
+            format,
+            ..OutputArgs::default()
+        },
+    )
 }
 
 /// Print to stdout; a closed pipe (`| head`) is not an error.

@@ -9,6 +9,7 @@ use crate::diff::{self, Change, DiffOptions};
 use crate::layout::{self, PlanInput};
 use crate::manifest::{self, Kind, Manifest, PackageRecord};
 use crate::pkgdiff;
+use crate::policy::Policy;
 use crate::report::{PathChanges, Report};
 use crate::rootfs::{self, Tree, WalkOptions};
 use crate::rpmdb::{self, RpmDb};
@@ -76,7 +77,11 @@ impl Target {
 
 /// Switches for one evaluation.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EvalOptions {
+pub struct EvalOptions<'a> {
+    /// The policy (levels, waivers, package overrides); default when None.
+    pub policy: Option<&'a Policy>,
+    /// `--skip ID`.
+    pub skip: &'a [String],
     /// `--allow-overrides`.
     pub allow_overrides: bool,
     /// List every changed path in the report (`diff`).
@@ -93,15 +98,21 @@ pub fn evaluate(
     command: &str,
     opts: EvalOptions,
 ) -> Report {
+    let default_policy = Policy::default();
+    let policy = opts.policy.unwrap_or(&default_policy);
     let packages = target.package_records();
     let pkg_changes = pkgdiff::diff_packages(&base.packages, &packages);
-    let changes = diff::diff(&base.entries, &target.tree.entries, DiffOptions::default());
+    let diff_opts = DiffOptions {
+        compare_selinux: policy.compare_selinux,
+    };
+    let changes = diff::diff(&base.entries, &target.tree.entries, diff_opts);
     let plan = layout::plan(&PlanInput {
         tree: &target.tree,
         base,
         changes: &changes,
         rpmdb: target.rpmdb.as_ref().map(|d| d.location.as_str()),
         move_etc: opts.usr_etc && !target.etc_in_usr,
+        extra_clean: &policy.clean,
     });
     let input = Input {
         base,
@@ -112,6 +123,8 @@ pub fn evaluate(
     };
     let resolve = Resolve {
         allow_overrides: opts.allow_overrides,
+        policy,
+        skip: opts.skip,
     };
     let findings = checks::run(&input, resolve);
     let mut report = Report::new(command, base_origin.to_string(), findings, pkg_changes);

@@ -34,6 +34,7 @@ pub mod lint;
 pub mod manifest;
 pub mod path;
 pub mod pkgdiff;
+pub mod policy;
 pub mod record;
 pub mod report;
 pub mod rootfs;

@@ -10,6 +10,7 @@ pub mod labels;
 mod layout;
 mod rpm;
 mod system;
+mod waivers;
 
 use serde::Serialize;
 
@@ -17,6 +18,7 @@ use crate::diff::Change;
 use crate::layout::Plan;
 use crate::manifest::Manifest;
 use crate::pkgdiff::PackageChanges;
+use crate::policy::{Policy, Setting};
 use crate::rootfs::Tree;
 
 /// How serious a finding is.
@@ -83,6 +85,7 @@ pub const CHECKS: &[Check] = &[
     labels::OVERRIDE_UNLABELED,
     labels::OVERRIDE_LABEL_UNUSED,
     labels::NOT_FINALIZED,
+    waivers::UNUSED_WAIVER,
 ];
 
 /// Look a check up by id.
@@ -147,11 +150,15 @@ pub struct Input<'a> {
     pub plan: &'a Plan,
 }
 
-/// How levels are resolved.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Resolve {
+/// How levels are resolved: flags and the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolve<'a> {
     /// `--allow-overrides`: overridable denies become warnings.
     pub allow_overrides: bool,
+    /// Per-check levels, waivers and package overrides.
+    pub policy: &'a Policy,
+    /// `--skip ID`: checks not run at all.
+    pub skip: &'a [String],
 }
 
 /// Run every check, resolve levels, and sort for byte-stable output.
@@ -162,23 +169,101 @@ pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
     files::check(input, &mut out);
     layout::check(input, &mut out);
     system::check(input, &mut out);
-    for f in &mut out {
-        let overridable = lookup(f.check).is_some_and(|c| c.overridable);
-        if !overridable || f.level != Level::Deny {
-            continue;
-        }
-        if resolve.allow_overrides {
-            f.level = Level::Warn;
-            f.allowed_by = Some("--allow-overrides".to_string());
-            f.message = format!("{} {OVERRIDE_ALLOWED}", f.message);
-        } else {
-            f.message = format!("{} {OVERRIDE_FIX}", f.message);
-        }
-    }
-    out.sort_by(|a, b| {
+    apply_policy(&mut out, resolve);
+    sort(&mut out);
+    out
+}
+
+/// The stable order of findings: level, check, path, message.
+pub fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
         (a.level, a.check, &a.path, &a.message).cmp(&(b.level, b.check, &b.path, &b.message))
     });
-    out
+}
+
+/// Skip, re-level and allow findings as flags and the policy say; report
+/// waivers that matched nothing.
+pub fn apply_policy(out: &mut Vec<Finding>, resolve: Resolve) {
+    let policy = resolve.policy;
+    out.retain(|f| {
+        !resolve.skip.iter().any(|s| s == f.check)
+            && policy.settings.get(f.check) != Some(&Setting::Off)
+    });
+    let mut waiver_used = vec![false; policy.waivers.len()];
+    let mut package_used = vec![false; policy.packages.len()];
+    for f in out.iter_mut() {
+        if let Some(Setting::Level(level)) = policy.settings.get(f.check) {
+            f.level = *level;
+        }
+        let overridable = lookup(f.check).is_some_and(|c| c.overridable);
+        let waiver = policy
+            .waivers
+            .iter()
+            .position(|w| w.matches(f.check, f.path.as_deref()));
+        if let Some(i) = waiver {
+            waiver_used[i] = true;
+        }
+        let package = overridable
+            .then(|| {
+                let nevra = f.package.as_deref()?;
+                policy.packages.iter().position(|r| r.matches_nevra(nevra))
+            })
+            .flatten();
+        if let Some(i) = package {
+            package_used[i] = true;
+        }
+        if f.level != Level::Deny {
+            continue;
+        }
+        let (by, note) = if overridable && resolve.allow_overrides {
+            (
+                "--allow-overrides".to_string(),
+                OVERRIDE_ALLOWED.to_string(),
+            )
+        } else if let Some(w) = waiver.map(|i| &policy.waivers[i]) {
+            (
+                format!("waiver ({})", w.origin),
+                format!("Allowed by the waiver at {}: {}", w.origin, w.reason),
+            )
+        } else if let Some(r) = package.map(|i| &policy.packages[i]) {
+            (
+                format!("package override {} ({})", r.pattern, r.origin),
+                format!(
+                    "Allowed by the package override for {} at {}: {}. The image must carry \
+                     LABEL ostree.override=true.",
+                    r.pattern, r.origin, r.reason
+                ),
+            )
+        } else {
+            if overridable {
+                f.message = format!("{} {OVERRIDE_FIX}", f.message);
+            }
+            continue;
+        };
+        f.level = Level::Warn;
+        f.allowed_by = Some(by);
+        f.message = format!("{} {note}", f.message);
+    }
+    for (w, used) in policy.waivers.iter().zip(&waiver_used) {
+        if !used {
+            let msg = format!(
+                "the waiver for {} on {} at {} matched nothing; remove it",
+                w.check,
+                w.patterns.join(", "),
+                w.origin
+            );
+            out.push(Finding::new(&waivers::UNUSED_WAIVER, None, msg));
+        }
+    }
+    for (r, used) in policy.packages.iter().zip(&package_used) {
+        if !used {
+            let msg = format!(
+                "the package override for {} at {} matched nothing; remove it",
+                r.pattern, r.origin
+            );
+            out.push(Finding::new(&waivers::UNUSED_WAIVER, None, msg));
+        }
+    }
 }
 
 #[cfg(test)]

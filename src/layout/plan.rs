@@ -34,6 +34,8 @@ pub struct PlanInput<'a> {
     pub rpmdb: Option<&'a str>,
     /// `--usr-etc`, and whether /etc is still at /etc.
     pub move_etc: bool,
+    /// The policy's extra paths to clean (added content only).
+    pub extra_clean: &'a globset::GlobSet,
 }
 
 fn is_leftover(path: &str) -> bool {
@@ -54,6 +56,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             runtime_top(&e.path)
         } else if is_leftover(&e.path) && input.base.get(&e.path).is_none() {
             leftover_top(&e.path)
+        } else if input.extra_clean.is_match(&e.path) && input.base.get(&e.path).is_none() {
+            e.path.clone()
         } else {
             continue;
         };
@@ -73,7 +77,11 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut copies = Vec::new();
     for change in input.changes {
         let path = change.path();
-        if zone(path) != Zone::Var || in_rpmdb(path) || is_leftover(path) {
+        if zone(path) != Zone::Var
+            || in_rpmdb(path)
+            || is_leftover(path)
+            || input.extra_clean.is_match(path)
+        {
             continue;
         }
         let e = match change {

@@ -7,14 +7,67 @@ use super::{Report, Verdict};
 use crate::checks::Level;
 use crate::layout::Action;
 
+/// How the human report is laid out.
+#[derive(Debug, Clone, Copy)]
+pub struct HumanOptions {
+    /// ANSI colour (only on a terminal, and not with NO_COLOR).
+    pub color: bool,
+    /// Items shown per check before "…and N more"; None shows all.
+    pub max_items: Option<usize>,
+}
+
+impl Default for HumanOptions {
+    fn default() -> Self {
+        HumanOptions {
+            color: false,
+            max_items: Some(10),
+        }
+    }
+}
+
+fn paint(on: bool, code: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+fn level_colour(level: Level) -> &'static str {
+    match level {
+        Level::Deny => "1;31",
+        Level::Warn => "1;33",
+        Level::Info => "1;36",
+    }
+}
+
 /// Render for a build log.
-pub fn render(report: &Report) -> String {
+pub fn render(report: &Report, opts: HumanOptions) -> String {
     let mut out = String::new();
     let mut last_check = "";
-    for f in &report.findings {
+    let mut shown = 0usize;
+    for (i, f) in report.findings.iter().enumerate() {
         if f.check != last_check {
-            let _ = writeln!(out, "\n{} {}:", f.level.as_str().to_uppercase(), f.check);
+            let head = format!("{} {}", f.level.as_str().to_uppercase(), f.check);
+            let _ = writeln!(
+                out,
+                "\n{}:",
+                paint(opts.color, level_colour(f.level), &head)
+            );
             last_check = f.check;
+            shown = 0;
+        }
+        shown += 1;
+        if opts.max_items.is_some_and(|max| shown > max) {
+            let next_differs = report
+                .findings
+                .get(i + 1)
+                .is_none_or(|n| n.check != f.check);
+            if next_differs {
+                let hidden = shown - opts.max_items.unwrap_or(0);
+                let _ = writeln!(out, "  …and {hidden} more (--no-truncate shows all)");
+            }
+            continue;
         }
         let _ = writeln!(out, "  - {}", f.message);
         if let Some(detail) = &f.detail {
@@ -42,7 +95,12 @@ pub fn render(report: &Report) -> String {
         }
     }
     if let Some(plan) = report.plan.as_ref().filter(|p| !p.actions.is_empty()) {
-        let _ = writeln!(out, "\nlayout rewrite ({} actions):", plan.actions.len());
+        let n = plan.actions.len();
+        let _ = writeln!(
+            out,
+            "\nlayout rewrite ({n} action{}):",
+            if n == 1 { "" } else { "s" }
+        );
         const SHOWN: usize = 20;
         for a in plan.actions.iter().take(SHOWN) {
             let _ = writeln!(out, "  {}", describe_action(a));
@@ -81,7 +139,18 @@ pub fn render(report: &Report) -> String {
              with --allow-overrides and add LABEL ostree.override=true to the image."
         ),
     };
-    let _ = writeln!(out, "\nostree-finalize {}: {verdict}", report.command);
+    let verdict = if report.fatal_warnings {
+        format!("FAIL: warnings are fatal (--fatal-warnings) ({counts}). Fix the warnings above.")
+    } else {
+        verdict
+    };
+    let head = format!("ostree-finalize {}:", report.command);
+    let colour = if report.verdict == Verdict::Pass {
+        "1;32"
+    } else {
+        "1;31"
+    };
+    let _ = writeln!(out, "\n{} {verdict}", paint(opts.color, colour, &head));
     out.trim_start_matches('\n').to_string()
 }
 

@@ -2,6 +2,7 @@
 
 mod human;
 mod json;
+mod sarif;
 
 use serde::Serialize;
 
@@ -9,8 +10,9 @@ use crate::checks::{Finding, Level};
 use crate::layout::Plan;
 use crate::pkgdiff::PackageChanges;
 
-pub use human::render as render_human;
+pub use human::{HumanOptions, render as render_human};
 pub use json::render as render_json;
+pub use sarif::{render as render_sarif, sarif_level};
 
 /// Version of the JSON report shape.
 pub const REPORT_VERSION: u32 = 1;
@@ -70,12 +72,23 @@ pub struct Report {
     /// Mount points left alone (bind mounts of the build runtime).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_mounts: Vec<String>,
+    /// The verdict failed on warnings alone (`--fatal-warnings`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fatal_warnings: bool,
     /// The layout rewrite planned (applied by `finalize` on a pass).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
 }
 
 impl Report {
+    /// `--fatal-warnings`: a warning fails the verdict too.
+    pub fn make_warnings_fatal(&mut self) {
+        if self.summary.warn > 0 {
+            self.verdict = Verdict::Fail;
+            self.fatal_warnings = true;
+        }
+    }
+
     /// Build a report; the verdict and counts follow from the findings.
     pub fn new(
         command: &str,
@@ -105,6 +118,7 @@ impl Report {
             packages,
             changes: None,
             skipped_mounts: Vec::new(),
+            fatal_warnings: false,
             plan: None,
         }
     }
