@@ -46,24 +46,36 @@ pub struct Target {
 impl Target {
     /// Walk a directory tree and read its rpm database.
     pub fn from_dir(root: &Dir) -> Result<Target> {
-        let mut tree = rootfs::walk(root, &walk_options())?;
-        let etc_in_usr =
-            tree.get("/etc").is_none() && tree.get("/usr/etc").is_some_and(|e| e.kind == Kind::Dir);
-        if etc_in_usr {
-            for e in &mut tree.entries {
-                if let Some(rest) = e.path.strip_prefix("/usr/etc")
-                    && (rest.is_empty() || rest.starts_with('/'))
-                {
-                    e.path = format!("/etc{rest}");
-                }
-            }
-            tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        }
+        let progress = crate::progress::Progress::start("scanning the tree");
+        let tree = rootfs::walk(root, &walk_options())?;
+        drop(progress);
         Ok(Target {
             tree,
             rpmdb: rpmdb::read(root)?,
-            etc_in_usr,
+            etc_in_usr: false,
         })
+    }
+
+    /// A tree finalized with `--usr-etc` keeps /etc at /usr/etc: when the
+    /// base has /etc and this tree has only /usr/etc, compare /usr/etc as
+    /// /etc.
+    pub fn map_usr_etc(&mut self, base: &Manifest) {
+        let tree = &mut self.tree;
+        let moved = base.get("/etc").is_some()
+            && tree.get("/etc").is_none()
+            && tree.get("/usr/etc").is_some_and(|e| e.kind == Kind::Dir);
+        if !moved {
+            return;
+        }
+        for e in &mut tree.entries {
+            if let Some(rest) = e.path.strip_prefix("/usr/etc")
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                e.path = format!("/etc{rest}");
+            }
+        }
+        tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        self.etc_in_usr = true;
     }
 
     /// The packages as records (empty without an rpmdb).

@@ -35,6 +35,7 @@ pub mod manifest;
 pub mod path;
 pub mod pkgdiff;
 pub mod policy;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rootfs;

@@ -320,6 +320,7 @@ fn hash_file(
     {
         bail!("changed while being read (size or mtime moved); rerun once the build is done");
     }
+    crate::progress::add_file(total);
     let text = kept
         .filter(|k| !k.contains(&0))
         .and_then(|k| String::from_utf8(k).ok());

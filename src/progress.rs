@@ -1,0 +1,107 @@
+//! Progress while scanning and hashing a big tree: a live bar on a
+//! terminal (indicatif), a few plain lines in a build log, nothing for a
+//! run that ends quickly. Counters are global atomics so the walk only
+//! pays an atomic add per file.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+static FILES: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Count one hashed file.
+pub fn add_file(bytes: u64) {
+    FILES.fetch_add(1, Ordering::Relaxed);
+    BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// In a log, the first line comes after this long (short runs print nothing)…
+const LOG_FIRST: Duration = Duration::from_secs(5);
+/// …and the next ones at most this often.
+const LOG_EVERY: Duration = Duration::from_secs(15);
+
+fn status(start: Instant) -> String {
+    let files = FILES.load(Ordering::Relaxed);
+    let gb = BYTES.load(Ordering::Relaxed) as f64 / 1e9;
+    format!(
+        "{files} files, {gb:.2} GB hashed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    )
+}
+
+/// Reports progress until dropped.
+pub struct Progress {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    /// Start reporting on stderr, labelled `what` (e.g. "scanning /").
+    pub fn start(what: &str) -> Progress {
+        FILES.store(0, Ordering::Relaxed);
+        BYTES.store(0, Ordering::Relaxed);
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let tty = std::io::stderr().is_terminal();
+        let what = what.to_string();
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let printed = AtomicBool::new(false);
+            let bar = tty.then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            let mut next_log = LOG_FIRST;
+            let (lock, cvar) = &*signal;
+            let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !*done {
+                let wait = if bar.is_some() {
+                    Duration::from_millis(200)
+                } else {
+                    next_log.saturating_sub(start.elapsed())
+                };
+                done = cvar
+                    .wait_timeout(done, wait)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+                if *done {
+                    break;
+                }
+                match &bar {
+                    Some(bar) => bar.set_message(format!("{what}: {}", status(start))),
+                    None if start.elapsed() >= next_log => {
+                        eprintln!("ostree-finalize: {what}: {} so far", status(start));
+                        printed.store(true, Ordering::Relaxed);
+                        next_log = start.elapsed() + LOG_EVERY;
+                    }
+                    None => {}
+                }
+            }
+            match bar {
+                Some(bar) => bar.finish_and_clear(),
+                None if printed.load(Ordering::Relaxed) => {
+                    eprintln!("ostree-finalize: {what}: done, {}", status(start));
+                }
+                None => {}
+            }
+        });
+        Progress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
