@@ -49,6 +49,8 @@ pub enum Command {
     Finalize(CheckArgs),
     /// Read-only report of every change against the base.
     Diff(CheckArgs),
+    /// Write an Ignition or Butane config into the tree, add-only.
+    Apply(crate::apply::ApplyArgs),
     /// Check a finished image or rootfs against its base (read-only, for CI).
     Lint(crate::lint::LintArgs),
     /// Print the registry of checks.

@@ -38,6 +38,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Finalize(args) => check(&args, "finalize"),
         Command::Diff(args) => check(&args, "diff"),
         Command::Lint(args) => crate::lint::run(&args),
+        Command::Apply(args) => crate::apply::run(&args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

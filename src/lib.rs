@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod checks;
 pub mod cli;
 pub mod commands;
