@@ -17,6 +17,8 @@ pub fn add_file(bytes: u64) {
     BYTES.fetch_add(bytes, Ordering::Relaxed);
 }
 
+/// On a terminal, the spinner appears after this long.
+const TTY_FIRST: Duration = Duration::from_secs(1);
 /// In a log, the first line comes after this long (short runs print nothing)…
 const LOG_FIRST: Duration = Duration::from_secs(5);
 /// …and the next ones at most this often.
@@ -49,16 +51,14 @@ impl Progress {
         let thread = std::thread::spawn(move || {
             let start = Instant::now();
             let printed = AtomicBool::new(false);
-            let bar = tty.then(|| {
-                let bar = indicatif::ProgressBar::new_spinner();
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar
-            });
+            // On a terminal the spinner appears only once the run is
+            // noticeably long, so quick runs don't flash.
+            let mut bar: Option<indicatif::ProgressBar> = None;
             let mut next_log = LOG_FIRST;
             let (lock, cvar) = &*signal;
             let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
             while !*done {
-                let wait = if bar.is_some() {
+                let wait = if tty {
                     Duration::from_millis(200)
                 } else {
                     next_log.saturating_sub(start.elapsed())
@@ -70,8 +70,14 @@ impl Progress {
                 if *done {
                     break;
                 }
+                if tty && bar.is_none() && start.elapsed() >= TTY_FIRST {
+                    let spinner = indicatif::ProgressBar::new_spinner();
+                    spinner.enable_steady_tick(Duration::from_millis(120));
+                    bar = Some(spinner);
+                }
                 match &bar {
                     Some(bar) => bar.set_message(format!("{what}: {}", status(start))),
+                    None if tty => {}
                     None if start.elapsed() >= next_log => {
                         eprintln!("ostree-finalize: {what}: {} so far", status(start));
                         printed.store(true, Ordering::Relaxed);

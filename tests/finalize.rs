@@ -10,51 +10,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-/// A base tree with its base reference recorded at the default location.
-fn snapshotted() -> BaseTree {
-    let tree = base_tree();
-    run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
-    tree
-}
-
-fn finalize(tree: &BaseTree, extra: &[&str]) -> Outcome {
-    let mut args = vec![
-        "finalize",
-        "--root",
-        tree.root().to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
-fn findings<'a>(json: &'a Value, check: &str) -> Vec<&'a Value> {
-    json["findings"]
-        .as_array()
-        .expect("findings array")
-        .iter()
-        .filter(|f| f["check"] == check)
-        .collect()
-}
-
-/// The single finding of `check` about `path`.
-fn finding<'a>(json: &'a Value, check: &str, path: &str) -> &'a Value {
-    let all = findings(json, check);
-    let hits: Vec<_> = all.iter().filter(|f| f["path"] == path).collect();
-    assert_eq!(hits.len(), 1, "one {check} finding for {path} in {json:#}");
-    hits[0]
-}
-
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().expect(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn added_package_and_files_pass_and_are_listed() {
     let tree = snapshotted();
@@ -156,7 +111,7 @@ fn forbidden_changes() -> Vec<ForbiddenChange> {
                     "cap_net_raw+ep",
                     t.path("/usr/bin/base-tool").to_str().unwrap(),
                 ],
-            )
+            );
         }),
         (
             "dir to symlink",

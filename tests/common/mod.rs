@@ -485,3 +485,64 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
     );
     outcome
 }
+
+/// A fresh base tree with its base reference recorded at the default
+/// location by `ostree-finalize snapshot`.
+pub fn snapshotted() -> BaseTree {
+    let tree = base_tree();
+    run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
+    tree
+}
+
+/// `ostree-finalize finalize --root TREE --format json EXTRA…`.
+pub fn finalize(tree: &BaseTree, extra: &[&str]) -> Outcome {
+    let mut args = vec![
+        "finalize",
+        "--root",
+        tree.root().to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Run a host command that must succeed; its stdout.
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every finding of `check` in a JSON report.
+pub fn findings<'a>(json: &'a serde_json::Value, check: &str) -> Vec<&'a serde_json::Value> {
+    json["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+/// The single finding of `check` about `path`.
+pub fn finding<'a>(json: &'a serde_json::Value, check: &str, path: &str) -> &'a serde_json::Value {
+    let hits: Vec<_> = findings(json, check)
+        .into_iter()
+        .filter(|f| f["path"] == path)
+        .collect();
+    assert_eq!(hits.len(), 1, "one {check} finding for {path} in {json:#}");
+    hits[0]
+}
+
+/// A `cp -a` copy of a whole tree (same rpm install times, owners, xattrs).
+pub fn clone_tree(tree: &BaseTree) -> BaseTree {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!("{}/.", tree.root().display());
+    sh("cp", &["-a", &src, dir.path().to_str().unwrap()]);
+    BaseTree { dir }
+}
