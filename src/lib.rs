@@ -19,6 +19,13 @@
 //! 7. [`engine`] strings 2–6 together; [`report`] is the one report model
 //!    and its renderers.
 //!
+//! Beside the `finalize` pipeline: [`layout`] plans and applies the ostree
+//! rewrite (/var to tmpfiles.d, users to sysusers.d, runtime cleaned);
+//! [`policy`] turns a YAML policy into levels and waivers; [`record`] is
+//! what finalize leaves in the image; [`lint`] checks finished images
+//! (read through [`oci`]) with the same engine; [`apply`] bakes an
+//! Ignition or Butane config into the tree, add-only.
+//!
 //! `Err` means the tool could not do its job (exit 2); a finding means the
 //! tree broke a rule (exit 1 when it is a deny).
 

@@ -83,7 +83,7 @@ fn run(root: &Dir, action: &Action) -> Result<()> {
 
 /// Open a directory by absolute image path, never following a symlink.
 /// With `create`, missing components are made (0755).
-fn open_path(root: &Dir, path: &str, create: bool) -> Result<OwnedFd> {
+pub(crate) fn open_path(root: &Dir, path: &str, create: bool) -> Result<OwnedFd> {
     let raw = decode(path).with_context(|| format!("{path}: bad path"))?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mut cur = rustix::fs::openat(root, ".", flags, Mode::empty())?;
@@ -109,7 +109,7 @@ fn open_path(root: &Dir, path: &str, create: bool) -> Result<OwnedFd> {
 }
 
 /// The parent directory of `path` (opened no-follow) and the final name.
-fn open_parent(root: &Dir, path: &str, create: bool) -> Result<(OwnedFd, Vec<u8>)> {
+pub(crate) fn open_parent(root: &Dir, path: &str, create: bool) -> Result<(OwnedFd, Vec<u8>)> {
     let (parent, name) = path.rsplit_once('/').context("not an absolute path")?;
     let name = decode(name).with_context(|| format!("{path}: bad path"))?;
     let parent = if parent.is_empty() { "/" } else { parent };
@@ -118,7 +118,7 @@ fn open_parent(root: &Dir, path: &str, create: bool) -> Result<(OwnedFd, Vec<u8>
 
 /// Write a file by temp-file-and-rename, with its mode and owner set
 /// before it becomes visible.
-fn write_file(
+pub(crate) fn write_file(
     root: &Dir,
     path: &str,
     mode: u32,

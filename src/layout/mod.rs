@@ -2,7 +2,7 @@
 //! actions) then [`apply`] (carries the plan out, no-follow, every file by
 //! temp-file-and-rename, in an order that a rerun after a crash converges).
 
-mod apply;
+pub(crate) mod apply;
 mod plan;
 pub mod sysusers;
 pub mod tmpfiles;

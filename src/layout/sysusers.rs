@@ -131,7 +131,7 @@ pub fn declared(text: &str, into: &mut Declared) {
 
 /// Quote a free-text field for sysusers.d: double quotes, with `\`, `"`
 /// and control characters escaped, and `%` doubled (specifiers).
-fn quote(text: &str) -> String {
+pub fn quote(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
