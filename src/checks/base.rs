@@ -86,6 +86,9 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
 
     for change in input.changes {
         match change {
+            // The root directory itself is not image content: layers carry
+            // no entry for it, and each runtime gives it its own mode.
+            Change::Modified { base, .. } if base.path == "/" => {}
             Change::Modified {
                 base,
                 current,
