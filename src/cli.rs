@@ -82,7 +82,9 @@ pub struct CheckArgs {
     /// The tree to check. Default: `/`.
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
-    /// The base reference. Default: /usr/lib/ostree-finalize/base.json in the root.
+    /// The base reference: a manifest FILE written by `snapshot`, or
+    /// `ostree:REPO[:REF-OR-CHECKSUM]`. Default: /usr/lib/ostree-finalize/base.json
+    /// in the root, else the single commit in the root's /sysroot/ostree/repo.
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Change nothing on disk; print the planned rewrite (finalize only;

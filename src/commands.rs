@@ -96,7 +96,7 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
         list_changes: command == "diff",
         usr_etc: args.usr_etc,
     };
-    let mut target = Target::from_dir(&root)?;
+    let mut target = Target::from_dir_against(&root, &base)?;
     target.map_usr_etc(&base.manifest);
     let mut report = engine::evaluate(&target, &base.manifest, &base.origin, command, opts);
     if args.rules.fatal_warnings {

@@ -3,11 +3,17 @@
 //! Both sides are sorted by path, so this is one merge pass. What counts as
 //! a change follows DESIGN.md: type, mode, owner, content digest, symlink
 //! target and the xattrs a build can set. Never mtime, ctime or link count;
-//! never overlay internals; `security.selinux` only when asked.
+//! never overlay internals or ostree's own `user.ostreemeta`;
+//! `security.selinux` only when asked.
+//!
+//! The content digest is SHA-256, or, against a base read from an ostree
+//! commit, ostree's content checksum: the walk computes it for the tree
+//! from the base's file header, so it differs exactly when the content does
+//! (see [`crate::ostree`]).
 
 use std::cmp::Ordering;
 
-use crate::manifest::Entry;
+use crate::manifest::{Entry, Kind};
 
 /// What differs between a base path and the current one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,9 +71,16 @@ pub struct DiffOptions {
     pub compare_selinux: bool,
 }
 
+/// Where a `bare-user` ostree repository keeps a file's real ownership and
+/// xattrs; a checkout hardlinked from one carries it on every file.
+pub const OSTREE_META_XATTR: &str = "user.ostreemeta";
+
 /// Is this xattr one the comparison looks at?
 pub fn compared_xattr(name: &str, opts: DiffOptions) -> bool {
-    if name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.") {
+    if name.starts_with("user.overlay.")
+        || name.starts_with("trusted.overlay.")
+        || name == OSTREE_META_XATTR
+    {
         return false;
     }
     name == "security.capability"
@@ -91,7 +104,7 @@ pub fn compare(base: &Entry, current: &Entry, opts: DiffOptions) -> Vec<Aspect> 
         out.push(Aspect::Gid);
     }
     if base.kind == current.kind {
-        if base.sha256 != current.sha256 {
+        if content_differs(base, current) {
             out.push(Aspect::Content);
         }
         if base.target != current.target {
@@ -111,6 +124,18 @@ pub fn compare(base: &Entry, current: &Entry, opts: DiffOptions) -> Vec<Aspect> 
         }
     }
     out
+}
+
+/// Whether the content digests of two entries of the same kind differ: the
+/// ostree checksums when both have one (a tree walked against an ostree
+/// base), else the SHA-256s. An entry with only an ostree checksum never
+/// equals one with only a SHA-256, so a tree that was not walked against
+/// its ostree base shows its files as changed rather than hiding a change.
+fn content_differs(base: &Entry, current: &Entry) -> bool {
+    match (&base.ostree, &current.ostree) {
+        (Some(b), Some(c)) if base.kind == Kind::File => b != c,
+        _ => base.sha256 != current.sha256,
+    }
 }
 
 /// Merge two sorted entry lists into the changes between them.
@@ -152,7 +177,7 @@ pub fn diff<'a>(base: &'a [Entry], current: &'a [Entry], opts: DiffOptions) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Hex, Kind};
+    use crate::manifest::Hex;
 
     fn file(path: &str, content: u8) -> Entry {
         Entry {
@@ -163,6 +188,7 @@ mod tests {
             gid: 0,
             size: 1,
             sha256: Some(Hex(vec![content; 32])),
+            ostree: None,
             target: None,
             rdev: None,
             xattrs: Default::default(),
@@ -214,6 +240,37 @@ mod tests {
             compare(&base, &cur, DiffOptions::default()),
             [Aspect::Xattr("security.capability".into())]
         );
+    }
+
+    #[test]
+    fn against_an_ostree_base_content_is_compared_by_ostree_checksum() {
+        let mut base = file("/a", 1);
+        base.sha256 = None;
+        base.ostree = Some(Hex(vec![7; 32]));
+        // The walk computed the base's checksum for this file: unchanged,
+        // whatever its SHA-256 would be.
+        let mut cur = file("/a", 9);
+        cur.sha256 = None;
+        cur.ostree = Some(Hex(vec![7; 32]));
+        assert!(compare(&base, &cur, DiffOptions::default()).is_empty());
+        cur.ostree = Some(Hex(vec![8; 32]));
+        assert_eq!(
+            compare(&base, &cur, DiffOptions::default()),
+            [Aspect::Content]
+        );
+        // A tree not walked against the ostree base cannot hide a change.
+        let plain = file("/a", 1);
+        assert_eq!(
+            compare(&base, &plain, DiffOptions::default()),
+            [Aspect::Content]
+        );
+        // ostree's own metadata xattr on hardlinked bare-user checkouts.
+        let mut linked = cur.clone();
+        linked.ostree = base.ostree.clone();
+        linked
+            .xattrs
+            .insert(OSTREE_META_XATTR.into(), Hex(b"meta".to_vec()));
+        assert!(compare(&base, &linked, DiffOptions::default()).is_empty());
     }
 
     #[test]

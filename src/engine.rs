@@ -1,7 +1,7 @@
 //! The pipeline shared by `finalize` and `diff`: walk the tree, read its
 //! rpmdb, diff both against the base, run the checks, build the report.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cap_std::fs::Dir;
 
 use crate::checks::{self, Input, Resolve};
@@ -26,6 +26,7 @@ pub fn walk_options() -> WalkOptions {
             .map(|s| s.to_string())
             .collect(),
         keep_text: true,
+        ostree: None,
     }
 }
 
@@ -46,8 +47,21 @@ pub struct Target {
 impl Target {
     /// Walk a directory tree and read its rpm database.
     pub fn from_dir(root: &Dir) -> Result<Target> {
+        Target::walk(root, &walk_options())
+    }
+
+    /// Walk a directory tree for comparison with `base`: against an ostree
+    /// commit, base files are hashed the way ostree checksums them (see
+    /// [`crate::ostree`]); otherwise as [`Target::from_dir`].
+    pub fn from_dir_against(root: &Dir, base: &Base) -> Result<Target> {
+        let mut opts = walk_options();
+        opts.ostree = base.ostree.clone();
+        Target::walk(root, &opts)
+    }
+
+    fn walk(root: &Dir, opts: &WalkOptions) -> Result<Target> {
         let progress = crate::progress::Progress::start("scanning the tree");
-        let tree = rootfs::walk(root, &walk_options())?;
+        let tree = rootfs::walk(root, opts)?;
         drop(progress);
         Ok(Target {
             tree,
@@ -171,24 +185,59 @@ pub struct Base {
     pub manifest: Manifest,
     /// Where it came from, for messages and the report.
     pub origin: String,
-    /// SHA-256 of the file, recorded by finalize.
+    /// SHA-256 of the file, recorded by finalize; for an ostree commit, the
+    /// commit checksum (the SHA-256 of the commit object).
     pub sha256: String,
+    /// For an ostree commit: its regular files, which the tree compared
+    /// with it must be walked against ([`Target::from_dir_against`]).
+    pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
 }
 
-/// Load the base reference: `--base FILE` (a host path, read at the CLI
-/// edge), else the default location inside the root.
+/// Load the base reference:
+///
+/// - `--base ostree:REPO[:REF-OR-CHECKSUM]`: an ostree commit, read from a
+///   host repository (see [`crate::ostree`]);
+/// - `--base FILE`: a manifest written by `snapshot` (a host path, read at
+///   the CLI edge);
+/// - else the manifest at the default location inside the root;
+/// - else, when `/sysroot/ostree/repo` in the root holds exactly one
+///   commit (an ostree-based image), that commit.
 pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
+    if let Some(arg) = base
+        && let Some(spec) = crate::ostree::Spec::parse(arg.as_os_str())
+    {
+        let spec = spec?;
+        let dir = rootfs::open_ambient_dir(&spec.repo, "the ostree repository")?;
+        let name = spec.repo.display().to_string();
+        let repo = crate::ostree::open_repo(dir, &name)?;
+        let commit = crate::ostree::resolve(&repo, spec.rev.as_deref())?;
+        let label = format!("{}{}", crate::ostree::SCHEME, name);
+        let label = match &spec.rev {
+            Some(rev) => format!("{label}:{rev}"),
+            None => label,
+        };
+        return ostree_base(root, &repo, &commit, &label);
+    }
     let (bytes, origin) = match base {
         Some(file) => (rootfs::read_ambient_file(file)?, file.display().to_string()),
         None => {
             let origin = manifest::DEFAULT_MANIFEST.to_string();
-            let bytes = root.read(&origin[1..]).with_context(|| {
-                format!(
-                    "{origin}: no base reference in the root. Run `ostree-finalize snapshot` \
-                     on the pristine base image (or pass --base FILE)"
-                )
-            })?;
-            (bytes, origin)
+            match root.read(&origin[1..]) {
+                Ok(bytes) => (bytes, origin),
+                Err(e) => {
+                    if let Some((repo, commit)) = crate::ostree::detect(root)? {
+                        let label =
+                            format!("{}{}", crate::ostree::SCHEME, crate::ostree::SYSROOT_REPO);
+                        return ostree_base(root, &repo, &commit, &label);
+                    }
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "{origin}: no base reference in the root, and no ostree repository \
+                         with one commit at {}. Run `ostree-finalize snapshot` on the pristine \
+                         base image (or pass --base FILE or --base ostree:REPO[:REF])",
+                        crate::ostree::SYSROOT_REPO
+                    )));
+                }
+            }
         }
     };
     use sha2::Digest;
@@ -196,5 +245,24 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
         manifest: Manifest::from_json(&bytes, &origin)?,
         sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         origin,
+        ostree: None,
+    })
+}
+
+/// Read an ostree commit as the base.
+fn ostree_base(
+    root: &Dir,
+    repo: &crate::ostree::repo::Repo,
+    commit: &crate::ostree::Checksum,
+    label: &str,
+) -> Result<Base> {
+    let progress = crate::progress::Progress::start("reading the base commit");
+    let loaded = crate::ostree::load(root, repo, commit, label, &walk_options())?;
+    drop(progress);
+    Ok(Base {
+        manifest: loaded.manifest,
+        origin: loaded.origin,
+        sha256: hex::encode(loaded.commit),
+        ostree: Some(loaded.files),
     })
 }

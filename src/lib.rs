@@ -10,8 +10,10 @@
 //!    through directory handles, never following a symlink out and never
 //!    entering a mount point, hashing files in parallel.
 //! 3. [`manifest`] is the base reference that [`snapshot`] records: every
-//!    path with its metadata and digest, the rpm package set, ownership.
-//! 4. [`rpmdb`] finds and reads the tree's rpm database.
+//!    path with its metadata and digest, the rpm package set, ownership;
+//!    [`ostree`] reads the same from an ostree commit instead.
+//! 4. [`rpmdb`] finds and reads the tree's rpm database (sqlite or
+//!    Berkeley DB).
 //! 5. [`diff`] (paths) and [`pkgdiff`] (packages) compare base and build;
 //!    both are pure.
 //! 6. [`checks`] turns changes into findings, from one registry of named
@@ -40,6 +42,7 @@ pub mod engine;
 pub mod layout;
 pub mod lint;
 pub mod manifest;
+pub mod ostree;
 pub mod path;
 pub mod pkgdiff;
 pub mod policy;

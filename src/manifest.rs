@@ -99,6 +99,14 @@ pub struct Entry {
     /// SHA-256 of a regular file's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Hex>,
+    /// ostree's content checksum (SHA-256 over the file header — uid, gid,
+    /// mode, symlink target, xattrs — and the content), for a base read
+    /// from an ostree commit. In a tree compared with such a base, a base
+    /// regular file's checksum computed from the *base's* header and this
+    /// file's content, so it equals the base's exactly when the content is
+    /// unchanged (see [`crate::ostree`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ostree: Option<Hex>,
     /// Symlink target, encoded like paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -230,7 +238,8 @@ impl Manifest {
                     e.path
                 );
             }
-            if e.kind == Kind::File && e.sha256.as_ref().is_none_or(|h| h.0.len() != 32) {
+            let digest_ok = |h: &Option<Hex>| h.as_ref().is_some_and(|h| h.0.len() == 32);
+            if e.kind == Kind::File && !digest_ok(&e.sha256) && !digest_ok(&e.ostree) {
                 bail!(
                     "{origin}: corrupt base reference: {} has no valid sha256",
                     e.path
@@ -276,6 +285,7 @@ mod tests {
                 gid: 0,
                 size: 0,
                 sha256: None,
+                ostree: None,
                 target: None,
                 rdev: None,
                 xattrs: BTreeMap::new(),

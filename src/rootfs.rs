@@ -8,7 +8,10 @@
 //! mount-root attribute and never entered or recorded.
 //!
 //! Regular files are hashed while walking, in parallel on all cores
-//! (rayon), with large reads; sha2 uses the CPU's SHA extensions.
+//! (rayon), with large reads; sha2 uses the CPU's SHA extensions. Against a
+//! base read from an ostree commit ([`WalkOptions::ostree`]), a base file
+//! is hashed as ostree would, behind the base's file header, and a file
+//! that is still a hardlink to the repository's object is not read.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -29,10 +32,18 @@ use crate::path;
 /// Top-level paths never scanned: API filesystems and the ostree repo.
 pub const NEVER_SCANNED: &[&str] = &["/proc", "/sys", "/dev", "/sysroot", "/ostree"];
 
-/// Open the root directory. The only use of ambient authority in the crate.
+/// Open the root directory. The only use of ambient authority in the crate
+/// (with [`open_ambient_dir`] for other directories named on the command
+/// line).
 pub fn open_root(path: &Path) -> Result<Dir> {
+    open_ambient_dir(path, "the root directory")
+}
+
+/// Open a host directory named on the command line (`--base ostree:REPO`);
+/// `what` names it in the error.
+pub fn open_ambient_dir(path: &Path, what: &str) -> Result<Dir> {
     Dir::open_ambient_dir(path, cap_std::ambient_authority())
-        .with_context(|| format!("{}: cannot open the root directory", path.display()))
+        .with_context(|| format!("{}: cannot open {what}", path.display()))
 }
 
 /// Read a host file named on the command line (`--base FILE`).
@@ -91,6 +102,11 @@ pub struct WalkOptions {
     pub opaque: Vec<String>,
     /// Keep the text of UTF-8 files that [`crate::zones::text_kept`] names.
     pub keep_text: bool,
+    /// Compare with a base read from an ostree commit: a regular file the
+    /// base has gets [`Entry::ostree`] (the base's header with this
+    /// content) instead of a SHA-256, and is not read when it is still the
+    /// repository's object (same device and inode, ostree's zero mtime).
+    pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
 }
 
 /// The result of a walk.
@@ -114,6 +130,21 @@ impl Tree {
 
 /// Walk the whole tree under `root`.
 pub fn walk(root: &Dir, opts: &WalkOptions) -> Result<Tree> {
+    // The walk recurses once per directory level, and a hostile tree can
+    // be thousands of levels deep: run it on threads with roomy stacks.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(WALK_STACK)
+        .thread_name(|i| format!("walk-{i}"))
+        .build()
+        .context("cannot start the walk's threads")?;
+    pool.install(|| walk_in_pool(root, opts))
+}
+
+/// Stack of each walk thread: enough for a tree 64k levels deep, far past
+/// what a kernel path or any real image needs (and only reserved, not used).
+const WALK_STACK: usize = 512 << 20;
+
+fn walk_in_pool(root: &Dir, opts: &WalkOptions) -> Result<Tree> {
     let st = rustix::fs::statx(root, ".", AtFlags::empty(), StatxFlags::BASIC_STATS)
         .context("cannot stat the root directory")?;
     let ctx = Walker {
@@ -215,10 +246,21 @@ impl Walker<'_> {
                 entry.xattrs = fd_xattrs(&fd)
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
                 let keep = self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size);
-                let (digest, text) = hash_file(fd, &st, keep)
-                    .with_context(|| format!("{}: cannot read", entry.path))?;
-                entry.sha256 = Some(Hex(digest.to_vec()));
-                entry.text = text;
+                let base = self.opts.ostree.as_deref().and_then(|b| b.get(&entry.path));
+                if let Some(base) = base.filter(|b| !keep && is_object(b, &st)) {
+                    entry.ostree = Some(Hex(base.checksum.to_vec()));
+                    crate::progress::add_file(0);
+                } else {
+                    let prefix = base.map_or(&[][..], |b| b.header.bytes());
+                    let (digest, text) = hash_file(fd, &st, keep, prefix)
+                        .with_context(|| format!("{}: cannot read", entry.path))?;
+                    let digest = Some(Hex(digest.to_vec()));
+                    match base {
+                        Some(_) => entry.ostree = digest,
+                        None => entry.sha256 = digest,
+                    }
+                    entry.text = text;
+                }
             }
             Kind::Symlink => {
                 let target = rustix::fs::readlinkat(parent, name, Vec::new())
@@ -265,6 +307,7 @@ fn entry_from_statx(path: String, st: &rustix::fs::Statx) -> Entry {
         gid: st.stx_gid,
         size: if kind == Kind::File { st.stx_size } else { 0 },
         sha256: None,
+        ostree: None,
         target: None,
         rdev,
         xattrs: BTreeMap::new(),
@@ -283,12 +326,22 @@ fn open_child(parent: &Dir, name: &OsStr, extra: OFlags) -> std::io::Result<Owne
     Ok(rustix::fs::openat(parent, name, flags, Mode::empty())?)
 }
 
-/// Hash a regular file. Fails if it changes while being read, so a racing
-/// writer can never produce a wrong verdict.
+/// Whether a file is an ostree repository's object for `base`: the same
+/// inode, with the zero mtime ostree gives objects (a write in place, which
+/// would have changed the object too, moves it).
+fn is_object(base: &crate::ostree::BaseFile, st: &rustix::fs::Statx) -> bool {
+    let dev = u64::from(st.stx_dev_major) << 32 | u64::from(st.stx_dev_minor);
+    base.inode == Some((dev, st.stx_ino)) && st.stx_mtime.tv_sec == 0 && st.stx_mtime.tv_nsec == 0
+}
+
+/// Hash a regular file, after `prefix` (an ostree file header, or nothing).
+/// Fails if it changes while being read, so a racing writer can never
+/// produce a wrong verdict.
 fn hash_file(
     fd: OwnedFd,
     before: &rustix::fs::Statx,
     keep_text: bool,
+    prefix: &[u8],
 ) -> Result<([u8; 32], Option<String>)> {
     let now = rustix::fs::fstat(&fd)?;
     if now.st_ino != before.stx_ino || !FileType::from_raw_mode(now.st_mode).is_file() {
@@ -296,6 +349,7 @@ fn hash_file(
     }
     let mut file = std::fs::File::from(fd);
     let mut hasher = Sha256::new();
+    hasher.update(prefix);
     let mut kept = keep_text.then(Vec::new);
     let mut total = 0u64;
     BUF.with_borrow_mut(|buf| -> Result<()> {

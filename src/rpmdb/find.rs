@@ -1,5 +1,9 @@
 //! Finding a tree's rpm database the way rpm would, without leaving the tree.
 //!
+//! The candidate directories ([`CANDIDATES`]) are tried in order; the first
+//! holding a database wins, and its backend is detected by the file
+//! present, in rpm's order ([`Backend::DETECTION_ORDER`]).
+//!
 //! cap-std already refuses any path that would escape the root, but it also
 //! refuses absolute symlinks outright (`/var/lib/rpm -> /usr/lib/sysimage/rpm`
 //! is common) instead of resolving them against the root the way `chroot`
@@ -22,50 +26,90 @@ pub const CANDIDATES: [&str; 3] = ["usr/lib/sysimage/rpm", "usr/share/rpm", "var
 /// The file that marks an sqlite rpmdb.
 pub const SQLITE_FILE: &str = "rpmdb.sqlite";
 
-/// Files of the backends we cannot read yet, with their names for errors.
-const UNSUPPORTED: [(&str, &str); 2] = [("Packages", "Berkeley DB"), ("Packages.db", "ndb")];
-
 /// Same limit as Linux's `MAXSYMLINKS`.
 pub const MAX_SYMLINKS: u32 = 40;
 
-/// An sqlite rpmdb found in a tree.
+/// An rpm database backend, known by the file it keeps its packages in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `rpmdb.sqlite`: rpm 4.16 and later (Fedora 33+, RHEL 9).
+    Sqlite,
+    /// `Packages.db`: rpm's own format (SUSE).
+    Ndb,
+    /// `Packages`: Berkeley DB hash (RHEL/CentOS 5–8, RHEL CoreOS 4.x).
+    Bdb,
+}
+
+impl Backend {
+    /// The order rpm tries backends in when detecting one
+    /// (`dbDetectBackend`): sqlite, ndb, then Berkeley DB.
+    pub const DETECTION_ORDER: [Backend; 3] = [Backend::Sqlite, Backend::Ndb, Backend::Bdb];
+
+    /// The file holding the packages.
+    pub fn file(self) -> &'static str {
+        match self {
+            Backend::Sqlite => SQLITE_FILE,
+            Backend::Ndb => "Packages.db",
+            Backend::Bdb => "Packages",
+        }
+    }
+
+    /// The backend's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Ndb => "ndb",
+            Backend::Bdb => "Berkeley DB",
+        }
+    }
+}
+
+/// An rpm database found in a tree.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The candidate directory it was found through, absolute inside the root
+    /// The directory it was found through, absolute inside the root
     /// (`/usr/lib/sysimage/rpm`), even when that is a symlink.
     pub location: String,
-    /// `rpmdb.sqlite`, resolved: relative to the root, free of symlinks.
+    /// The packages file, resolved: relative to the root, free of symlinks.
     pub file: PathBuf,
+    /// Which backend wrote it.
+    pub backend: Backend,
 }
 
 impl Found {
     /// The database file as users know it: `{location}/rpmdb.sqlite`.
     pub fn display_name(&self) -> String {
-        format!("{}/{SQLITE_FILE}", self.location)
+        format!("{}/{}", self.location, self.backend.file())
     }
 }
 
-/// Find the sqlite rpmdb of the tree at `root`.
+/// Find the rpm database of the tree at `root`.
 ///
-/// The first candidate directory holding `rpmdb.sqlite` wins. When none
-/// does, a Berkeley DB or ndb database in any candidate is an error (we
-/// cannot read those yet); no database at all is `Ok(None)`.
+/// The candidate directories are tried in order; the first holding a
+/// database of any backend wins, and within it the backend is detected as
+/// rpm does ([`Backend::DETECTION_ORDER`]). No database at all is
+/// `Ok(None)`.
 pub fn find(root: &Dir) -> Result<Option<Found>> {
     for candidate in CANDIDATES {
-        let path = format!("{candidate}/{SQLITE_FILE}");
-        if let Some(file) = resolve(root, Path::new(&path))? {
-            return Ok(Some(Found {
-                location: format!("/{candidate}"),
-                file,
-            }));
+        if let Some(found) = find_in(root, &format!("/{candidate}"))? {
+            return Ok(Some(found));
         }
     }
-    for candidate in CANDIDATES {
-        for (name, backend) in UNSUPPORTED {
-            let path = format!("{candidate}/{name}");
-            if resolve(root, Path::new(&path))?.is_some() {
-                bail!("/{path}: the {backend} rpmdb backend is not supported yet");
-            }
+    Ok(None)
+}
+
+/// Detect the database in one directory (absolute inside the root, e.g.
+/// `/usr/lib/sysimage/rpm-ostree-base-db`); `Ok(None)` when it holds none.
+pub fn find_in(root: &Dir, dir: &str) -> Result<Option<Found>> {
+    let rel = dir.trim_start_matches('/');
+    for backend in Backend::DETECTION_ORDER {
+        let path = format!("{rel}/{}", backend.file());
+        if let Some(file) = resolve(root, Path::new(&path))? {
+            return Ok(Some(Found {
+                location: format!("/{rel}"),
+                file,
+                backend,
+            }));
         }
     }
     Ok(None)

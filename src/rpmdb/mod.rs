@@ -1,10 +1,16 @@
 //! rpm database readers: find the tree's rpmdb and turn it into packages and
 //! file ownership.
 //!
-//! Only rpm's sqlite backend (`rpmdb.sqlite`, the default since rpm 4.16) is
-//! read. The tree is never modified: the database is copied out before it is
-//! opened (see the `sqlite` submodule), and every path is looked up through
-//! the root [`Dir`], with symlinks resolved inside the root (see [`find`]).
+//! Two backends are read: sqlite (`rpmdb.sqlite`, the default since rpm
+//! 4.16; the `sqlite` submodule) and Berkeley DB (`Packages`, RHEL/CentOS
+//! 5–8 and RHEL CoreOS 4.x; [`bdb`], in Rust, read-only). The backend is
+//! detected by the files present, as rpm does ([`find`]); ndb
+//! (`Packages.db`) is recognised and refused. Either way each header blob
+//! goes through the same bounded parser (the `header` submodule).
+//!
+//! The tree is never modified: an sqlite database is copied out before it
+//! is opened, a Berkeley DB file is only read, and every path is looked up
+//! through the root [`Dir`], with symlinks resolved inside the root.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -12,9 +18,12 @@ use std::cmp::Ordering;
 use anyhow::{Context, Result};
 use cap_std::fs::Dir;
 
+pub mod bdb;
 pub mod find;
 mod header;
 mod sqlite;
+
+pub use find::Backend;
 
 #[cfg(test)]
 mod tests;
@@ -111,36 +120,67 @@ pub struct RpmDb {
 /// Find and read the rpm database of the tree rooted at `root`.
 ///
 /// The candidate directories are tried in rpm's order (see
-/// [`find::CANDIDATES`]); the first holding `rpmdb.sqlite` wins. `Ok(None)`
-/// means the tree has no rpm database. A Berkeley DB or ndb database, an
-/// unreadable or corrupt `rpmdb.sqlite`, or a corrupt header is an error
-/// naming the file (and the header's `hnum`). The tree is left untouched.
+/// [`find::CANDIDATES`]); in the first holding a database the backend is
+/// detected as rpm does ([`find::find`]). `Ok(None)` means the tree has no
+/// rpm database. An unreadable or corrupt database, an ndb database, or a
+/// corrupt header is an error naming the file (and the header's number).
+/// The tree is left untouched.
 pub fn read(root: &Dir) -> Result<Option<RpmDb>> {
     let Some(found) = find::find(root)? else {
         return Ok(None);
     };
-    let name = found.display_name();
-    let packages = read_sqlite(root, &found.file, &name)?;
-    Ok(Some(RpmDb {
-        location: found.location,
-        packages,
-    }))
+    read_found(root, &found).map(Some)
 }
 
-/// Read an rpmdb directory (one holding `rpmdb.sqlite`) directly, e.g. a
-/// `--dbpath` outside any tree. `location` is only used for
-/// [`RpmDb::location`] and error messages. Symlinks are resolved inside
-/// `dbdir`, as for [`read`].
+/// Read a database that [`find::find`] or [`find::find_in`] found.
+pub fn read_found(root: &Dir, found: &find::Found) -> Result<RpmDb> {
+    let name = found.display_name();
+    Ok(RpmDb {
+        location: found.location.clone(),
+        packages: read_file(root, &found.file, found.backend, &name)?,
+    })
+}
+
+/// Read an rpmdb directory directly, e.g. a `--dbpath` outside any tree,
+/// detecting its backend. `location` is only used for [`RpmDb::location`]
+/// and error messages. Symlinks are resolved inside `dbdir`, as for
+/// [`read`].
 pub fn read_dbdir(dbdir: &Dir, location: &str) -> Result<RpmDb> {
-    let name = format!("{}/{}", location.trim_end_matches('/'), find::SQLITE_FILE);
-    let file = find::resolve(dbdir, std::path::Path::new(find::SQLITE_FILE))
-        .with_context(|| format!("{name}: looking it up"))?
-        .with_context(|| format!("{name}: not found"))?;
-    let packages = read_sqlite(dbdir, &file, &name)?;
+    let found = find::find_in(dbdir, ".")?.with_context(|| {
+        format!(
+            "{}/{}: not found (nor any other rpm database)",
+            location.trim_end_matches('/'),
+            find::SQLITE_FILE
+        )
+    })?;
+    let name = format!(
+        "{}/{}",
+        location.trim_end_matches('/'),
+        found.backend.file()
+    );
     Ok(RpmDb {
         location: location.to_owned(),
-        packages,
+        packages: read_file(dbdir, &found.file, found.backend, &name)?,
     })
+}
+
+/// Read and sort all packages of the database file `file` (relative to
+/// `dir`, symlink-free) written by `backend`. Every error's outermost
+/// message starts with `name` (the file as users know it), and with the
+/// header's number for a bad header.
+pub fn read_file(
+    dir: &Dir,
+    file: &std::path::Path,
+    backend: Backend,
+    name: &str,
+) -> Result<Vec<Package>> {
+    let mut packages = match backend {
+        Backend::Sqlite => read_sqlite(dir, file, name)?,
+        Backend::Bdb => read_bdb(dir, file, name)?,
+        Backend::Ndb => anyhow::bail!("{name}: the ndb rpmdb backend is not supported yet"),
+    };
+    packages.sort_by(package_cmp);
+    Ok(packages)
 }
 
 /// Parse one header blob (a `Packages.blob` value) into a [`Package`].
@@ -152,9 +192,7 @@ pub fn parse_header_blob(blob: &[u8]) -> Result<Package> {
     header::parse_blob(blob)
 }
 
-/// Read and sort all packages of the sqlite database at `file` in `root`.
-/// Every error's outermost message starts with `name` (the database file as
-/// users know it), and with the row's `hnum` for a bad header.
+/// Read all packages of the sqlite database at `file` in `root`.
 fn read_sqlite(root: &Dir, file: &std::path::Path, name: &str) -> Result<Vec<Package>> {
     let db = sqlite::DbCopy::open(root, file, name)?;
     let mut packages = Vec::new();
@@ -164,6 +202,50 @@ fn read_sqlite(root: &Dir, file: &std::path::Path, name: &str) -> Result<Vec<Pac
         packages.push(package);
         Ok(())
     })?;
+    Ok(packages)
+}
+
+/// Read all packages of the Berkeley DB `Packages` file at `file` in `dir`.
+fn read_bdb(dir: &Dir, file: &std::path::Path, name: &str) -> Result<Vec<Package>> {
+    let f = dir
+        .open(file)
+        .with_context(|| format!("{name}: cannot open"))?
+        .into_std();
+    let meta = f
+        .metadata()
+        .with_context(|| format!("{name}: cannot stat"))?;
+    anyhow::ensure!(meta.is_file(), "{name}: not a regular file");
+    bdb_packages(&f, meta.len(), name)
+}
+
+/// Read all packages of a Berkeley DB `Packages` file held in memory.
+///
+/// Not part of the API: the entry point of the mutation tests (and a fuzz
+/// target). `name` starts every error message.
+#[doc(hidden)]
+pub fn read_bdb_bytes(bytes: &[u8], name: &str) -> Result<Vec<Package>> {
+    bdb_packages(bytes, bytes.len() as u64, name)
+}
+
+/// Walk a `Packages` file and parse every header. A bad header is reported
+/// with its instance number; a bad file structure as a corrupt database.
+fn bdb_packages<S: bdb::ReadAt + ?Sized>(src: &S, len: u64, name: &str) -> Result<Vec<Package>> {
+    let mut packages = Vec::new();
+    let mut header_error = None;
+    let walked = bdb::for_each_header(src, len, |instance, blob| {
+        match header::parse_blob(blob) {
+            Ok(p) => packages.push(p),
+            Err(e) => {
+                header_error = Some(e.context(format!("{name}: header #{instance}")));
+                anyhow::bail!("stopped at a bad header");
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = header_error {
+        return Err(e);
+    }
+    walked.with_context(|| format!("{name}: corrupt Berkeley DB database"))?;
     packages.sort_by(package_cmp);
     Ok(packages)
 }

@@ -484,7 +484,7 @@ fn other_backends_are_reported_and_no_db_is_none() {
         "{msg}"
     );
 
-    // An sqlite database anywhere wins over an old backend.
+    // The first candidate directory holding a database wins.
     copy_tree(&fixture().template, t.path());
     let db = read_path(t.path()).expect("read").expect("found");
     assert_eq!(db.location, DBPATH);
