@@ -352,9 +352,13 @@ fn hash_file(
     hasher.update(prefix);
     let mut kept = keep_text.then(Vec::new);
     let mut total = 0u64;
+    // Read no more than the size seen before: a file that keeps growing
+    // must not keep us reading forever (the check below reports it).
+    let expected = before.stx_size;
     BUF.with_borrow_mut(|buf| -> Result<()> {
-        loop {
-            let n = file.read(buf)?;
+        while total < expected {
+            let want = (expected - total).min(buf.len() as u64) as usize;
+            let n = file.read(&mut buf[..want])?;
             if n == 0 {
                 break;
             }

@@ -17,16 +17,29 @@ use super::{Action, Plan};
 use crate::path::decode;
 
 /// Environment variable naming an action count after which the applier
-/// aborts: a fault-injection hook for crash-recovery tests.
+/// kills itself with SIGKILL: a fault-injection hook for crash-recovery
+/// tests.
 pub const FAULT_ENV: &str = "OSTREE_FINALIZE_FAULT_AFTER";
+
+/// Environment variable naming a fifo the applier reads one byte from
+/// before it starts: a hook for tests that change the tree between plan
+/// and apply.
+pub const PAUSE_ENV: &str = "OSTREE_FINALIZE_PAUSE_BEFORE_APPLY";
 
 /// Apply every action in order.
 pub fn apply(root: &Dir, plan: &Plan) -> Result<()> {
     let fault_after: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
+    if let Some(fifo) = std::env::var_os(PAUSE_ENV) {
+        let mut byte = [0u8; 1];
+        let _ = std::fs::File::open(fifo).and_then(|mut f| std::io::Read::read(&mut f, &mut byte));
+    }
     for (done, action) in plan.actions.iter().enumerate() {
         if fault_after == Some(done) {
             eprintln!("ostree-finalize: {FAULT_ENV}={done}: simulating a crash");
-            std::process::abort();
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
         }
         run(root, action)?;
     }

@@ -1,0 +1,253 @@
+//! Hostile trees: the tool runs as root on trees whoever wrote the
+//! Containerfile built. It must never leave the root, never crash, and
+//! never lose /var data, whatever the tree holds or does meanwhile.
+
+mod common;
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use common::*;
+
+/// A directory chain `depth` levels deep under `top`, made with *at calls
+/// (the full path is longer than PATH_MAX).
+fn deep_chain(top: &std::path::Path, depth: usize) {
+    let script = format!(
+        "import os\nfd = os.open({top:?}, os.O_RDONLY)\nfor i in range({depth}):\n    os.mkdir('d', dir_fd=fd)\n    n = os.open('d', os.O_RDONLY, dir_fd=fd)\n    os.close(fd)\n    fd = n\nf = os.open('leaf', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)\nos.write(f, b'deep')\n",
+        top = top.display().to_string()
+    );
+    sh("python3", &["-c", &script]);
+}
+
+#[test]
+fn a_4096_level_deep_directory_is_walked_and_finalized() {
+    let tree = snapshotted();
+    fs::create_dir(tree.path("/usr/lib/deep")).unwrap();
+    deep_chain(&tree.path("/usr/lib/deep"), 4096);
+    let out = finalize(&tree, &["--dry-run"]);
+    out.expect_code(0);
+    // And as base content: a change at the bottom is found.
+    let tree2 = base_tree();
+    fs::create_dir(tree2.path("/usr/lib/deep")).unwrap();
+    deep_chain(&tree2.path("/usr/lib/deep"), 4096);
+    run(&["snapshot", "--root", tree2.root().to_str().unwrap()]).expect_code(0);
+    let script = format!(
+        "import os\nfd = os.open({p:?}, os.O_RDONLY)\nfor i in range(4096):\n    n = os.open('d', os.O_RDONLY, dir_fd=fd)\n    os.close(fd)\n    fd = n\nos.unlink('leaf', dir_fd=fd)\n",
+        p = tree2.path("/usr/lib/deep").display().to_string()
+    );
+    sh("python3", &["-c", &script]);
+    let out = finalize(&tree2, &["--dry-run"]);
+    out.expect_code(1);
+    let json = out.json();
+    let removed = findings(&json, "base-removed");
+    assert_eq!(removed.len(), 1);
+    assert!(removed[0]["path"].as_str().unwrap().ends_with("/d/d/leaf"));
+}
+
+#[test]
+fn names_of_255_bytes_and_hardlinks_across_directories() {
+    let tree = snapshotted();
+    let long = "n".repeat(255);
+    fs::create_dir_all(tree.path("/usr/lib/a")).unwrap();
+    fs::create_dir_all(tree.path("/usr/share/b")).unwrap();
+    fs::write(tree.path("/usr/lib/a").join(&long), "x").unwrap();
+    fs::hard_link(
+        tree.path("/usr/lib/a").join(&long),
+        tree.path("/usr/share/b/link"),
+    )
+    .unwrap();
+    // A hardlink to a base file: the base file is unchanged.
+    fs::hard_link(
+        tree.path("/usr/bin/base-tool"),
+        tree.path("/usr/share/b/tool"),
+    )
+    .unwrap();
+    let out = finalize(&tree, &["--dry-run"]);
+    out.expect_code(0);
+}
+
+#[test]
+fn symlink_loops_and_escaping_rpmdb_links_are_never_followed() {
+    let tree = snapshotted();
+    symlink("loop-b", tree.path("/usr/lib/loop-a")).unwrap();
+    symlink("loop-a", tree.path("/usr/lib/loop-b")).unwrap();
+    symlink("/var/lib/self", tree.path("/var/lib/self")).unwrap();
+    symlink("../../..", tree.path("/etc/up")).unwrap();
+    let out = finalize(&tree, &["--dry-run"]);
+    out.expect_code(0);
+
+    // The rpmdb behind a loop: no database, so every base package is
+    // reported removed (never a hang or a read outside the root).
+    let tree = snapshotted();
+    fs::remove_dir_all(tree.path("/usr/lib/sysimage/rpm")).unwrap();
+    symlink("rpm2", tree.path("/usr/lib/sysimage/rpm")).unwrap();
+    symlink("rpm", tree.path("/usr/lib/sysimage/rpm2")).unwrap();
+    let out = finalize(&tree, &["--dry-run"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.code == 1 || out.stderr.contains("/usr/lib/sysimage/rpm"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_utf8_names_anywhere_are_reported_not_crashed_on() {
+    let tree = snapshotted();
+    let mut name = tree.path("/var/lib").into_os_string();
+    name.push(std::ffi::OsStr::from_bytes(b"/\xff\xfe"));
+    fs::create_dir(&name).unwrap();
+    let mut target = tree.path("/usr/lib").into_os_string();
+    target.push("/badlink");
+    symlink(std::ffi::OsStr::from_bytes(b"\xc3\x28"), &target).unwrap();
+    let out = finalize(&tree, &[]);
+    out.expect_code(1);
+    let json = out.json();
+    assert_eq!(findings(&json, "non-utf8-path").len(), 2, "{json:#}");
+}
+
+#[test]
+fn a_file_that_grows_while_it_is_hashed_is_an_error_not_a_verdict() {
+    let tree = snapshotted();
+    let big = tree.path("/usr/lib/growing.bin");
+    fs::write(&big, vec![0u8; 64 << 20]).unwrap();
+    // Append for as long as finalize runs.
+    let stop = tree.root().with_extension("stop");
+    let writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while [ ! -e {stop} ]; do head -c 65536 /dev/zero >> {big}; done",
+            stop = stop.display(),
+            big = big.display()
+        ))
+        .spawn()
+        .unwrap();
+    let mut saw_error = false;
+    for _ in 0..20 {
+        let out = finalize(&tree, &["--dry-run"]);
+        if out.code == 2 {
+            assert!(out.stderr.contains("/usr/lib/growing.bin"), "{out}");
+            assert!(out.stderr.contains("changed while being read"), "{out}");
+            saw_error = true;
+            break;
+        }
+        // Never a silent pass on content that was still changing: the
+        // file is new, so a pass is right only if it was read whole.
+        assert!(out.code == 0, "{out}");
+    }
+    fs::write(&stop, "").unwrap();
+    let mut writer = writer;
+    writer.wait().unwrap();
+    assert!(
+        saw_error,
+        "a file growing during the read was never noticed"
+    );
+}
+
+#[test]
+fn a_var_entry_swapped_for_a_symlink_between_plan_and_apply_leads_nowhere() {
+    let tree = snapshotted();
+    fs::create_dir_all(tree.path("/var/lib/app")).unwrap();
+    fs::write(tree.path("/var/lib/app/data.txt"), "mine").unwrap();
+    // Outside the root: what a followed symlink would reach.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("data.txt"), "host file").unwrap();
+    let fifo = tree.root().with_extension("fifo");
+    sh("mkfifo", &[fifo.to_str().unwrap()]);
+    let child = Command::new(bin())
+        .args(["finalize", "--root", tree.root().to_str().unwrap()])
+        .env("OSTREE_FINALIZE_PAUSE_BEFORE_APPLY", &fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has planned (it blocks opening the fifo), then swap.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let app = tree.path("/var/lib/app");
+    fs::rename(&app, tree.path("/var/lib/app.moved")).unwrap();
+    symlink(outside.path(), &app).unwrap();
+    fs::write(&fifo, "go").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/var/lib/app"));
+    // Nothing outside the root was read into the image, written or removed.
+    assert_eq!(
+        fs::read_to_string(outside.path().join("data.txt")).unwrap(),
+        "host file"
+    );
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
+    assert!(
+        !tree
+            .path("/usr/share/factory/var/lib/app/data.txt")
+            .exists()
+    );
+    assert!(
+        tree.path("/var/lib/app").is_symlink(),
+        "the swapped link itself is left alone"
+    );
+}
+
+#[test]
+fn sigkill_at_50_random_points_of_apply_converges_and_loses_no_var_data() {
+    let template = snapshotted();
+    for d in 0..5 {
+        let dir = template.path(&format!("/var/lib/app/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..20 {
+            fs::write(dir.join(format!("f{f}")), format!("data {d}/{f}\n")).unwrap();
+        }
+        symlink(
+            format!("d{d}/f0"),
+            template.path(&format!("/var/lib/app/l{d}")),
+        )
+        .unwrap();
+    }
+    let reference = clone_tree(&template);
+    let plan = finalize(&reference, &["--dry-run"]).json();
+    let actions = plan["plan"]["actions"].as_array().unwrap().len();
+    assert!(actions > 100, "{actions}");
+    finalize(&reference, &[]).expect_code(0);
+    let expected = tree_digest(reference.root());
+
+    // 50 points spread over the apply phase, pseudo-random but repeatable.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for _ in 0..50 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % actions as u64) as usize;
+        let tree = clone_tree(&template);
+        let out = Command::new(bin())
+            .args(["finalize", "--root", tree.root().to_str().unwrap()])
+            .env("OSTREE_FINALIZE_FAULT_AFTER", k.to_string())
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "killed at action {k}");
+        // Every byte of /var data is somewhere: in /var or in the factory.
+        for d in 0..5 {
+            for f in 0..20 {
+                let rel = format!("/var/lib/app/d{d}/f{f}");
+                let want = format!("data {d}/{f}\n");
+                let here = [rel.clone(), format!("/usr/share/factory{rel}")];
+                assert!(
+                    here.iter()
+                        .any(|p| fs::read_to_string(tree.path(p)).is_ok_and(|s| s == want)),
+                    "{rel} lost after a kill at action {k}"
+                );
+            }
+        }
+        finalize(&tree, &[]).expect_code(0);
+        assert_eq!(
+            tree_digest(tree.root()),
+            expected,
+            "rerun after a kill at action {k}"
+        );
+    }
+}
