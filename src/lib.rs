@@ -42,6 +42,7 @@ pub mod engine;
 pub mod layout;
 pub mod lint;
 pub mod manifest;
+pub mod oci;
 pub mod ostree;
 pub mod path;
 pub mod pkgdiff;

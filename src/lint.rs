@@ -1,14 +1,280 @@
 //! `lint`: check a finished image (or a rootfs directory) against its base,
-//! read-only, with no container runtime. (Being built.)
+//! read-only, with no container runtime.
+//!
+//! The image is read by [`crate::oci`] into the same [`Target`] that
+//! `finalize` walks from a directory, and judged by the same
+//! [`engine::evaluate`], so the same change gives the same findings. Lint
+//! then adds what only the image can tell ([`crate::checks::labels`]): the
+//! `ostree.override` label and the finalize record.
+//!
+//! Flags are parsed by clap into [`LintArgs`], then resolved once into
+//! [`Settings`] (references parsed, the base source chosen) before any
+//! file is read.
 
-use anyhow::Result;
-use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+
+use crate::checks::Finding;
+use crate::checks::labels::{self, ImageFacts};
+use crate::cli::{OutputArgs, RuleArgs};
+use crate::commands::{emit_report, exit_code};
+use crate::engine::{self, EvalOptions, Target};
+use crate::manifest::{self, Manifest};
+use crate::oci::reference::Reference;
+use crate::oci::{Image, ReadOptions};
+use crate::policy::{Policy, Setting};
+use crate::report::Report;
+use crate::rootfs;
 
 /// Flags of `lint`.
 #[derive(Debug, Args)]
-pub struct LintArgs {}
+#[command(
+    group(ArgGroup::new("subject").required(true).args(["rootfs", "image"])),
+    after_help = "Lint reads a policy only from --policy FILE, never from the image or \
+rootfs it checks: those files are written by the build, and lint is the check a build \
+cannot rewrite. Overrides allowed by --allow-overrides or a policy still need LABEL \
+ostree.override=true on an image (override-unlabeled)."
+)]
+pub struct LintArgs {
+    /// A root filesystem directory to lint. It has no image labels, so
+    /// only the finalize record is checked beside the tree.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// The image to lint: oci:DIR, oci-archive:FILE (each with an optional
+    /// :TAG) or docker-archive:FILE (with an optional :NAME:TAG).
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// The base image the image was built FROM (same syntax). Its layers
+    /// must be the image's first layers. This is the authoritative check:
+    /// the reference recorded inside an image can be rewritten by its build.
+    #[arg(long, value_name = "REF", conflicts_with = "base")]
+    pub base_image: Option<String>,
+    /// The base reference written by `ostree-finalize snapshot`. Default:
+    /// the one recorded in the image or rootfs, at
+    /// /usr/lib/ostree-finalize/base.json.
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+    /// Policy and verdict flags (see the `after_help` above: no policy is
+    /// read from the subject).
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    /// Output flags.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to lint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A directory (`--rootfs`).
+    Rootfs(PathBuf),
+    /// An image (`--image`).
+    Image(Reference),
+}
+
+/// Where the base reference comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseFrom {
+    /// `--base FILE`.
+    File(PathBuf),
+    /// `--base-image REF`.
+    Image(Reference),
+    /// Neither: the reference recorded in the subject.
+    Recorded,
+}
+
+/// `lint`'s flags, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What to lint.
+    pub subject: Subject,
+    /// Where the base reference comes from.
+    pub base: BaseFrom,
+    /// The policy (`--policy FILE`, else the default).
+    pub policy: Policy,
+    /// `--skip ID`.
+    pub skip: Vec<String>,
+    /// `--allow-overrides`.
+    pub allow_overrides: bool,
+    /// `--fatal-warnings`.
+    pub fatal_warnings: bool,
+}
+
+impl Settings {
+    /// Resolve the flags; a malformed reference or policy is an error here,
+    /// before anything else is read.
+    pub fn from_args(args: &LintArgs) -> Result<Settings> {
+        let subject = match (&args.rootfs, &args.image) {
+            (Some(dir), None) => Subject::Rootfs(dir.clone()),
+            (None, Some(image)) => Subject::Image(Reference::parse(image)?),
+            _ => anyhow::bail!("give exactly one of --rootfs DIR and --image REF"),
+        };
+        let base = match (&args.base, &args.base_image) {
+            (Some(file), None) => BaseFrom::File(file.clone()),
+            (None, Some(image)) => BaseFrom::Image(Reference::parse(image)?),
+            (None, None) => BaseFrom::Recorded,
+            (Some(_), Some(_)) => anyhow::bail!("give at most one of --base and --base-image"),
+        };
+        Ok(Settings {
+            subject,
+            base,
+            policy: crate::policy::load(None, args.rules.policy.as_deref())?,
+            skip: args.rules.skip.clone(),
+            allow_overrides: args.rules.allow_overrides,
+            fatal_warnings: args.rules.fatal_warnings,
+        })
+    }
+}
 
 /// Run `lint`; returns the exit code.
-pub fn run(_args: &LintArgs) -> Result<u8> {
-    anyhow::bail!("lint is not implemented yet")
+pub fn run(args: &LintArgs) -> Result<u8> {
+    let settings = Settings::from_args(args)?;
+    let report = lint(&settings, &ReadOptions::default())?;
+    emit_report(&report, &args.output)?;
+    Ok(exit_code(&report))
+}
+
+/// Everything lint judges: the tree, its base, and the image facts.
+struct Subjected {
+    target: Target,
+    base: Manifest,
+    origin: String,
+    labels: Option<BTreeMap<String, String>>,
+    finalized: bool,
+}
+
+/// Lint as `settings` say and return the report.
+pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
+    let s = match &settings.subject {
+        Subject::Image(reference) => image_subject(reference, &settings.base, opts)?,
+        Subject::Rootfs(dir) => rootfs_subject(dir, &settings.base, opts)?,
+    };
+    let eval = EvalOptions {
+        policy: Some(&settings.policy),
+        skip: &settings.skip,
+        allow_overrides: settings.allow_overrides,
+        ..EvalOptions::default()
+    };
+    let mut target = s.target;
+    target.map_usr_etc(&s.base);
+    let mut report = engine::evaluate(&target, &s.base, &s.origin, "lint", eval);
+    let facts = ImageFacts {
+        labels: s.labels.as_ref(),
+        finalized: s.finalized,
+    };
+    let mut findings = labels::apply(std::mem::take(&mut report.findings), &facts);
+    apply_settings(&mut findings, settings);
+    // Verdict and counts follow from the findings, as Report::new has them.
+    let judged = Report::new("lint", String::new(), findings, Default::default());
+    report.verdict = judged.verdict;
+    report.summary = judged.summary;
+    report.findings = judged.findings;
+    if settings.fatal_warnings {
+        report.make_warnings_fatal();
+    }
+    Ok(report)
+}
+
+/// `--skip` and the policy's per-check settings for the checks lint adds
+/// (the engine applied them to the others).
+fn apply_settings(findings: &mut Vec<Finding>, settings: &Settings) {
+    let added = [
+        labels::OVERRIDE_UNLABELED.id,
+        labels::OVERRIDE_LABEL_UNUSED.id,
+        labels::NOT_FINALIZED.id,
+    ];
+    let setting = |id: &str| settings.policy.settings.get(id);
+    findings.retain(|f| {
+        !added.contains(&f.check)
+            || !(settings.skip.iter().any(|s| s == f.check)
+                || setting(f.check) == Some(&Setting::Off))
+    });
+    for f in findings.iter_mut().filter(|f| added.contains(&f.check)) {
+        if let Some(Setting::Level(level)) = setting(f.check) {
+            f.level = *level;
+        }
+    }
+    crate::checks::sort(findings);
+}
+
+fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
+    let image = Image::open(reference)?;
+    let (contents, base, origin) = match base {
+        BaseFrom::Image(base_ref) => {
+            let base_image = Image::open(base_ref)?;
+            image.check_derived_from(&base_image)?;
+            let (contents, at_base) = image.read_with_base(base_image.layers.len(), opts)?;
+            let manifest = crate::snapshot::manifest_from(at_base.target);
+            (contents, manifest, base_ref.to_string())
+        }
+        BaseFrom::File(file) => {
+            let contents = image.read(opts)?;
+            let (manifest, origin) = load_file(file)?;
+            (contents, manifest, origin)
+        }
+        BaseFrom::Recorded => {
+            let contents = image.read(opts)?;
+            let origin = format!("{} in {}", manifest::DEFAULT_MANIFEST, image.reference);
+            let bytes = contents.base_reference.as_deref().with_context(|| {
+                format!(
+                    "{}: no base reference recorded in the image ({}). Lint against the \
+                     base image with --base-image REF (or pass --base FILE)",
+                    image.reference,
+                    manifest::DEFAULT_MANIFEST
+                )
+            })?;
+            let manifest = Manifest::from_json(bytes, &origin)?;
+            (contents, manifest, origin)
+        }
+    };
+    Ok(Subjected {
+        target: contents.target,
+        base,
+        origin,
+        labels: Some(image.labels),
+        finalized: contents.finalized,
+    })
+}
+
+fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
+    let root = rootfs::open_root(dir)?;
+    let (manifest, origin, target) = match base {
+        BaseFrom::Image(base_ref) => {
+            let contents = Image::open(base_ref)?.read(opts)?;
+            (
+                crate::snapshot::manifest_from(contents.target),
+                base_ref.to_string(),
+                Target::from_dir(&root)?,
+            )
+        }
+        // As finalize loads it.
+        BaseFrom::File(_) | BaseFrom::Recorded => {
+            let file = match base {
+                BaseFrom::File(file) => Some(file.as_path()),
+                _ => None,
+            };
+            let loaded = engine::load_base(&root, file)?;
+            let target = Target::from_dir_against(&root, &loaded)?;
+            (loaded.manifest, loaded.origin, target)
+        }
+    };
+    let record = crate::record::RECORD.trim_start_matches('/');
+    let finalized = root.symlink_metadata(record).is_ok_and(|m| m.is_file());
+    Ok(Subjected {
+        target,
+        base: manifest,
+        origin,
+        labels: None,
+        finalized,
+    })
+}
+
+/// `--base FILE`: a host file named on the command line.
+fn load_file(file: &std::path::Path) -> Result<(Manifest, String)> {
+    let origin = file.display().to_string();
+    let bytes = rootfs::read_ambient_file(file)?;
+    Ok((Manifest::from_json(&bytes, &origin)?, origin))
 }

@@ -96,9 +96,14 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
     }
     if let Some(plan) = report.plan.as_ref().filter(|p| !p.actions.is_empty()) {
         let n = plan.actions.len();
+        let what = if report.command == "lint" {
+            "layout rewrite finalize would still make (lint changes nothing)"
+        } else {
+            "layout rewrite"
+        };
         let _ = writeln!(
             out,
-            "\nlayout rewrite ({n} action{}):",
+            "\n{what} ({n} action{}):",
             if n == 1 { "" } else { "s" }
         );
         const SHOWN: usize = 20;
@@ -123,11 +128,21 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
         .filter(|f| f.level == Level::Warn && f.allowed_by.is_some())
         .count();
     let verdict = match report.verdict {
-        Verdict::Pass if allowed > 0 => format!(
-            "PASS with {allowed} allowed override{} ({counts}). The image must carry \
-             LABEL ostree.override=true.",
-            if allowed == 1 { "" } else { "s" }
-        ),
+        Verdict::Pass if allowed > 0 => {
+            let by_label = report
+                .findings
+                .iter()
+                .any(|f| f.allowed_by.as_deref() == Some(crate::checks::labels::ALLOWED_BY_LABEL));
+            let note = if by_label {
+                "allowed by the image's LABEL ostree.override=true"
+            } else {
+                "The image must carry LABEL ostree.override=true"
+            };
+            format!(
+                "PASS with {allowed} allowed override{} ({counts}). {note}.",
+                if allowed == 1 { "" } else { "s" }
+            )
+        }
         Verdict::Pass => format!("PASS ({counts})"),
         Verdict::Fail if fixed_only_by_hand(report) => format!(
             "FAIL ({counts}). Fix each denied item as it says; --allow-overrides does \

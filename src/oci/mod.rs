@@ -1,0 +1,323 @@
+//! Container images as `lint` reads them: no runtime, no daemon, nothing
+//! unpacked to the host.
+//!
+//! The pipeline, in the order an image meets it:
+//!
+//! 1. [`mod@reference`] parses skopeo's `oci:`, `oci-archive:` and
+//!    `docker-archive:` syntax; [`source`] opens the directory or indexes
+//!    the archive in place.
+//! 2. [`layout`] reads and verifies the index, manifest and config: the
+//!    labels and the layer list with their digests and `diff_id`s.
+//! 3. For each layer, once: [`stream`] decompresses it (detected by magic
+//!    bytes) and hashes it, on a second thread; [`guard`] bounds tar
+//!    metadata entries; [`layer`] turns the tar
+//!    members into entries exactly as [`crate::rootfs::walk`] records files,
+//!    hashing contents as they stream; [`merge`] applies them, whiteouts and
+//!    opaque directories included, to an in-memory tree of metadata.
+//! 4. [`Image::read`] turns the merged tree into an
+//!    [`crate::engine::Target`] (the same walk rules: the tool's state
+//!    directory skipped, rpm database directories not entered, API
+//!    filesystems never recorded) and reads its rpm database ([`imagedb`])
+//!    from the few files kept in a private [`spool`].
+//!
+//! Memory holds the merged metadata, about 350 bytes a path, and never
+//! file contents (beside small `/etc` texts); see [`merge::MAX_ENTRIES`] and
+//! [`stream::MAX_LAYER_BYTES`] for the limits on hostile input.
+
+pub mod guard;
+pub mod imagedb;
+pub mod layer;
+pub mod layout;
+pub mod merge;
+pub mod reference;
+pub mod source;
+pub mod spool;
+pub mod stream;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+
+use crate::engine::Target;
+use crate::manifest::{self, Entry, Kind};
+use crate::path::{is_beneath, is_within};
+use crate::rootfs::{NEVER_SCANNED, Tree};
+use merge::Merged;
+use reference::{Reference, Transport};
+use source::Source;
+use spool::Spool;
+use stream::LayerStream;
+
+/// Where `finalize` records what it did, inside the image.
+pub const RECORD: &str = crate::record::RECORD;
+
+/// How layers are read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Cap on each layer's decompressed size. Default:
+    /// [`stream::MAX_LAYER_BYTES`] (64 GiB).
+    pub max_layer_bytes: u64,
+    /// Decompress on a second thread while the tar is parsed and hashed.
+    /// Default: on.
+    pub pipeline: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_layer_bytes: stream::MAX_LAYER_BYTES,
+            pipeline: true,
+        }
+    }
+}
+
+/// An opened image: its metadata read and verified, its layers not yet.
+#[derive(Debug)]
+pub struct Image {
+    /// The reference it was opened by, for messages.
+    pub reference: String,
+    /// The config's labels (`config.Labels`).
+    pub labels: BTreeMap<String, String>,
+    /// The layers, lowest first.
+    pub layers: Vec<layout::Layer>,
+    source: Source,
+}
+
+/// What the merged layers hold.
+#[derive(Debug)]
+pub struct Contents {
+    /// The tree and rpm database, as `finalize` would see the image.
+    pub target: Target,
+    /// The bytes of the base reference recorded in the image
+    /// (`/usr/lib/ostree-finalize/base.json`), when there is one.
+    pub base_reference: Option<Vec<u8>>,
+    /// Whether the image has a finalize record
+    /// (`/usr/lib/ostree-finalize/record.json`).
+    pub finalized: bool,
+}
+
+impl Image {
+    /// Open an image and verify its metadata.
+    pub fn open(reference: &Reference) -> Result<Image> {
+        let source = match reference.transport {
+            Transport::Oci => Source::open_dir(&reference.path)?,
+            Transport::OciArchive | Transport::DockerArchive => {
+                Source::open_archive(&reference.path)?
+            }
+        };
+        let located = layout::locate(&source, reference)?;
+        Ok(Image {
+            reference: reference.to_string(),
+            labels: located.labels,
+            layers: located.layers,
+            source,
+        })
+    }
+
+    /// Check that this image was built `FROM` `base`: the base's layers
+    /// (by `diff_id`) are the first layers of this one.
+    pub fn check_derived_from(&self, base: &Image) -> Result<()> {
+        if base.layers.len() > self.layers.len() {
+            bail!(
+                "{} was not built FROM {}: the base has {} layers, the image only {}",
+                self.reference,
+                base.reference,
+                base.layers.len(),
+                self.layers.len()
+            );
+        }
+        for (i, (b, d)) in base.layers.iter().zip(&self.layers).enumerate() {
+            if b.diff_id != d.diff_id {
+                bail!(
+                    "{} was not built FROM {} (layer {} differs: the base has sha256:{}, \
+                     the image sha256:{}). Were the base layers rebuilt or squashed? Lint \
+                     against the base the image was really built from.",
+                    self.reference,
+                    base.reference,
+                    i + 1,
+                    b.diff_id,
+                    d.diff_id
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream every layer once and return what the merged image holds.
+    pub fn read(&self, opts: &ReadOptions) -> Result<Contents> {
+        Ok(self.read_layers(None, opts)?.0)
+    }
+
+    /// Like [`Image::read`], and also return what the first `base_layers`
+    /// layers hold: the base image's contents, without reading its layers
+    /// a second time. Use after [`Image::check_derived_from`].
+    pub fn read_with_base(
+        &self,
+        base_layers: usize,
+        opts: &ReadOptions,
+    ) -> Result<(Contents, Contents)> {
+        let (image, base) = self.read_layers(Some(base_layers), opts)?;
+        match base {
+            Some(base) => Ok((image, base)),
+            None => bail!("{}: has fewer than {base_layers} layers", self.reference),
+        }
+    }
+
+    fn read_layers(
+        &self,
+        checkpoint: Option<usize>,
+        opts: &ReadOptions,
+    ) -> Result<(Contents, Option<Contents>)> {
+        let spool = Spool::new()?;
+        let mut merged = Merged::default();
+        let mut at_checkpoint = None;
+        if checkpoint == Some(0) {
+            at_checkpoint = Some(contents(&merged)?);
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let name = self.source.describe(&layer.blob);
+            self.read_layer(layer, &mut merged, &spool, opts)
+                .with_context(|| format!("{name}: layer {} of {}", i + 1, self.reference))?;
+            if checkpoint == Some(i + 1) {
+                at_checkpoint = Some(contents(&merged)?);
+            }
+        }
+        Ok((into_contents(merged)?, at_checkpoint))
+    }
+
+    fn read_layer(
+        &self,
+        layer: &layout::Layer,
+        merged: &mut Merged,
+        spool: &Spool,
+        opts: &ReadOptions,
+    ) -> Result<()> {
+        let (blob, size) = self.source.open(&layer.blob)?;
+        if let Some(want) = layer.size.filter(|&want| want != size) {
+            bail!("the blob has {size} bytes, but the manifest says {want}");
+        }
+        let mut stream = LayerStream::open(blob, opts.pipeline, opts.max_layer_bytes)?;
+        merged.begin_layer();
+        layer::apply(&mut stream, merged, spool)?;
+        let summary = stream.finish()?;
+        if let Some(want) = &layer.digest {
+            let got = hex::encode(summary.blob_digest);
+            if &got != want {
+                bail!(
+                    "digest mismatch: the manifest says sha256:{want}, the blob is \
+                     sha256:{got}; the image is corrupt or was tampered with"
+                );
+            }
+        }
+        let got = hex::encode(summary.diff_id);
+        if got != layer.diff_id {
+            bail!(
+                "diff_id mismatch: the config says sha256:{}, the uncompressed layer is \
+                 sha256:{got}; the image is corrupt or was tampered with",
+                layer.diff_id
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Whether the walk of a directory would record this path: not under an
+/// API filesystem or the tool's state directory, not inside an rpm
+/// database directory (see [`crate::engine::walk_options`]).
+pub fn recorded(path: &str) -> bool {
+    !(NEVER_SCANNED.iter().any(|p| is_within(path, p))
+        || is_within(path, manifest::STATE_DIR)
+        || crate::zones::RPMDB_DIRS.iter().any(|d| is_beneath(path, d)))
+}
+
+/// The merged tree as the walk would see it, its rpm database and the
+/// tool's own files (a copy: the tree goes on).
+fn contents(merged: &Merged) -> Result<Contents> {
+    let entries = merged
+        .iter()
+        .map(|(path, node)| (path.clone(), node.entry.clone()));
+    Extras::of(merged)?.finish(entries)
+}
+
+/// [`contents`], moving the metadata out of the tree instead of copying it.
+fn into_contents(merged: Merged) -> Result<Contents> {
+    let extras = Extras::of(&merged)?;
+    extras.finish(merged.into_nodes().map(|(path, node)| (path, node.entry)))
+}
+
+/// What [`contents`] reads from the tree beside the entries.
+struct Extras {
+    rpmdb: Option<crate::rpmdb::RpmDb>,
+    base_reference: Option<Vec<u8>>,
+    finalized: bool,
+}
+
+impl Extras {
+    fn of(merged: &Merged) -> Result<Extras> {
+        let rpmdb = imagedb::read(merged)?;
+        let base_reference = match merged.get(manifest::DEFAULT_MANIFEST) {
+            Some(node) if node.entry.kind == Kind::File => match &node.kept {
+                Some(kept) => Some(std::fs::read(kept.as_ref()).with_context(|| {
+                    format!("{}: cannot read it back", manifest::DEFAULT_MANIFEST)
+                })?),
+                None => None,
+            },
+            _ => None,
+        };
+        let finalized = merged
+            .get(RECORD)
+            .is_some_and(|n| n.entry.kind == Kind::File);
+        Ok(Extras {
+            rpmdb,
+            base_reference,
+            finalized,
+        })
+    }
+
+    /// Filter the entries as the walk records paths and build the result.
+    fn finish(self, all: impl Iterator<Item = (String, Entry)>) -> Result<Contents> {
+        let entries = all
+            .filter(|(path, _)| recorded(path))
+            .map(|(path, mut e)| {
+                e.path = path;
+                e
+            })
+            .collect();
+        let tree = Tree {
+            entries,
+            mounts: Vec::new(),
+        };
+        Ok(Contents {
+            target: Target {
+                tree,
+                rpmdb: self.rpmdb,
+                etc_in_usr: false,
+            },
+            base_reference: self.base_reference,
+            finalized: self.finalized,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_follows_the_walk_rules() {
+        for (path, want) in [
+            ("/", true),
+            ("/usr/bin/ls", true),
+            ("/proc", false),
+            ("/proc/1", false),
+            ("/process", true),
+            ("/usr/lib/ostree-finalize", false),
+            ("/usr/lib/ostree-finalize/base.json", false),
+            ("/usr/lib/sysimage/rpm", true),
+            ("/usr/lib/sysimage/rpm/rpmdb.sqlite", false),
+            ("/sysroot/ostree", false),
+        ] {
+            assert_eq!(recorded(path), want, "{path}");
+        }
+    }
+}

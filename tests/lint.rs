@@ -1,0 +1,1236 @@
+//! `lint` on images built here, layer by layer, with the `tar` crate (and
+//! flate2/zstd): OCI layouts, oci-archive and docker-archive files in a
+//! tempdir. Each test asserts the exact findings (check, path, level) and
+//! the exit code.
+//!
+//! Most tests mutate one passing fixture: the [`base_layer`] image (tag
+//! `base`) and a derived image (tag `derived`) that is the base plus one
+//! layer that starts with the finalize record. The tests that compare with
+//! `finalize` pack real base trees (with a real rpmdb) into layers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------
+// Layers
+
+/// A layer's tar, member by member.
+struct Layer {
+    b: tar::Builder<Vec<u8>>,
+}
+
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h.set_size(size);
+    h
+}
+
+impl Layer {
+    fn new() -> Layer {
+        Layer {
+            b: tar::Builder::new(Vec::new()),
+        }
+    }
+
+    /// A member whose name is written byte for byte, unchecked (`../`,
+    /// absolute names, the root `./`).
+    fn raw(mut self, name: &[u8], h: tar::Header, data: &[u8]) -> Layer {
+        append_raw(&mut self.b, name, h, data);
+        self
+    }
+
+    fn dir(mut self, path: &str, mode: u32) -> Layer {
+        let mut h = header(tar::EntryType::Directory, mode, 0);
+        self.b.append_data(&mut h, path, std::io::empty()).unwrap();
+        self
+    }
+
+    fn file(mut self, path: &str, content: &str, mode: u32) -> Layer {
+        let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
+        self.b
+            .append_data(&mut h, path, content.as_bytes())
+            .unwrap();
+        self
+    }
+
+    /// A file with PAX `SCHILY.xattr.*` records.
+    fn file_xattrs(
+        mut self,
+        path: &str,
+        content: &str,
+        mode: u32,
+        xattrs: &[(&str, &[u8])],
+    ) -> Layer {
+        let keys: Vec<String> = xattrs
+            .iter()
+            .map(|(k, _)| format!("SCHILY.xattr.{k}"))
+            .collect();
+        let pax: Vec<(&str, &[u8])> = keys
+            .iter()
+            .zip(xattrs)
+            .map(|(k, (_, v))| (k.as_str(), *v))
+            .collect();
+        self.b.append_pax_extensions(pax).unwrap();
+        self.file(path, content, mode)
+    }
+
+    fn symlink(mut self, path: &str, target: &str) -> Layer {
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        self.b.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    fn hardlink(mut self, path: &str, target: &str) -> Layer {
+        let mut h = header(tar::EntryType::Link, 0o644, 0);
+        self.b.append_link(&mut h, path, target).unwrap();
+        self
+    }
+
+    /// An empty regular file, as whiteouts are written.
+    fn marker(self, path: &str) -> Layer {
+        self.file(path, "", 0o644)
+    }
+
+    /// The finalize record, as a finalized build has it.
+    fn finalized(self) -> Layer {
+        self.dir("usr/lib/ostree-finalize", 0o755).file(
+            "usr/lib/ostree-finalize/record.json",
+            "{}\n",
+            0o644,
+        )
+    }
+
+    fn tar(self) -> Vec<u8> {
+        self.b.into_inner().unwrap()
+    }
+}
+
+/// Append a member whose name is written byte for byte, unchecked.
+fn append_raw(b: &mut tar::Builder<Vec<u8>>, name: &[u8], mut h: tar::Header, data: &[u8]) {
+    let field = &mut h.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name);
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+/// The base image's one layer: a small OS, no rpm database.
+fn base_layer() -> Layer {
+    Layer::new()
+        .raw(b"./", header(tar::EntryType::Directory, 0o755, 0), b"")
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/tool", "tool v1\n", 0o755)
+        .file("usr/bin/tool-alias", "tool v1\n", 0o755)
+        .dir("usr/lib", 0o755)
+        .file("usr/lib/libx.so", "libx\n", 0o644)
+        .dir("usr/share", 0o755)
+        .dir("usr/share/doc", 0o755)
+        .dir("usr/share/doc/x", 0o755)
+        .file("usr/share/doc/x/README", "readme\n", 0o644)
+        .file("usr/share/doc/x/LICENSE", "license\n", 0o644)
+        .symlink("lib", "usr/lib")
+        .dir("etc", 0o755)
+        .file("etc/conf", "a=1\n", 0o644)
+        .dir("var", 0o755)
+}
+
+// ---------------------------------------------------------------------------
+// Compression and image layouts
+
+#[derive(Clone, Copy, Debug)]
+enum Z {
+    Plain,
+    /// Several gzip members, split at arbitrary offsets (inside headers).
+    GzipMembers,
+    /// Several zstd frames.
+    Zstd,
+}
+
+fn compress(tar: &[u8], z: Z) -> Vec<u8> {
+    let thirds = [0, tar.len() / 3 + 7, 2 * tar.len() / 3 + 3, tar.len()];
+    match z {
+        Z::Plain => tar.to_vec(),
+        Z::GzipMembers => {
+            let mut out = Vec::new();
+            for w in thirds.windows(2) {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(&tar[w[0]..w[1]]).unwrap();
+                out.extend(e.finish().unwrap());
+            }
+            out
+        }
+        Z::Zstd => {
+            let mut out = Vec::new();
+            for w in thirds.windows(2) {
+                out.extend(zstd::encode_all(&tar[w[0]..w[1]], 3).unwrap());
+            }
+            out
+        }
+    }
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Write a blob into `dir/blobs/sha256/`; returns its descriptor.
+fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
+    let digest = sha(bytes);
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    fs::write(blobs.join(&digest), bytes).unwrap();
+    json!({"mediaType": media_type, "digest": format!("sha256:{digest}"), "size": bytes.len()})
+}
+
+fn config_json(tars: &[&[u8]], labels: &[(&str, &str)]) -> Vec<u8> {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let diff_ids: Vec<String> = tars.iter().map(|t| format!("sha256:{}", sha(t))).collect();
+    serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": labels},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap()
+}
+
+/// Add an image tagged `tag` to the OCI layout at `dir` (created as
+/// needed): `layers` are tars, stored compressed as `z` says.
+fn add_oci_image(dir: &Path, tag: &str, layers: &[&[u8]], z: Z, labels: &[(&str, &str)]) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let media = match z {
+        Z::Plain => "application/vnd.oci.image.layer.v1.tar",
+        Z::GzipMembers => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Z::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    };
+    let layer_descs: Vec<Value> = layers
+        .iter()
+        .map(|t| blob(dir, media, &compress(t, z)))
+        .collect();
+    let config = blob(
+        dir,
+        "application/vnd.oci.image.config.v1+json",
+        &config_json(layers, labels),
+    );
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let mut desc = blob(dir, "application/vnd.oci.image.manifest.v1+json", &manifest);
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+    let index_path = dir.join("index.json");
+    let mut index: Value = match fs::read(&index_path) {
+        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Err(_) => json!({"schemaVersion": 2, "manifests": []}),
+    };
+    index["manifests"].as_array_mut().unwrap().push(desc);
+    fs::write(index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// A scratch directory for one test.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lint-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// The fixture: `oci:DIR:base` is [`base_layer`]; `oci:DIR:derived` is the
+/// base plus `top`.
+fn fixture(top: Layer, z: Z, labels: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let t = scratch();
+    let dir = t.path().join("oci");
+    let base = base_layer().tar();
+    let top = top.tar();
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top], z, labels);
+    (t, dir)
+}
+
+// ---------------------------------------------------------------------------
+// Running lint
+
+fn lint(args: &[&str]) -> Outcome {
+    let mut all = vec!["lint", "--format", "json"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+/// `lint --image oci:DIR:derived --base-image oci:DIR:base`.
+fn lint_fixture(dir: &Path, extra: &[&str]) -> Outcome {
+    let image = format!("oci:{}:derived", dir.display());
+    let base = format!("oci:{}:base", dir.display());
+    let mut args = vec!["--image", image.as_str(), "--base-image", base.as_str()];
+    args.extend_from_slice(extra);
+    lint(&args)
+}
+
+/// (check, path, level) of every finding, in report order.
+fn found(out: &Outcome) -> Vec<(String, Option<String>, String)> {
+    out.json()["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings array:\n{out}"))
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["path"].as_str().map(str::to_string),
+                f["level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn f(check: &str, path: Option<&str>, level: &str) -> (String, Option<String>, String) {
+    (check.into(), path.map(str::to_string), level.into())
+}
+
+/// The findings every unlabelled override adds.
+fn unlabeled() -> (String, Option<String>, String) {
+    f("override-unlabeled", None, "deny")
+}
+
+#[track_caller]
+fn assert_findings(out: &Outcome, code: i32, want: &[(String, Option<String>, String)]) {
+    assert_eq!(found(out), want, "\n{out}");
+    out.expect_code(code);
+}
+
+// ---------------------------------------------------------------------------
+// Layers: whiteouts, opaque directories, hardlinks, compression, xattrs
+
+#[test]
+fn the_passing_fixture_passes_with_no_findings() {
+    let (_t, dir) = fixture(
+        Layer::new().finalized().file("usr/bin/new", "x", 0o755),
+        Z::Plain,
+        &[],
+    );
+    assert_findings(&lint_fixture(&dir, &[]), 0, &[]);
+}
+
+#[test]
+fn whiteout_of_a_base_file_is_base_removed() {
+    let top = Layer::new().finalized().marker("usr/lib/.wh.libx.so");
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[
+            f("base-removed", Some("/usr/lib/libx.so"), "deny"),
+            unlabeled(),
+        ],
+    );
+}
+
+#[test]
+fn opaque_directory_hides_the_base_contents_but_not_its_own_siblings() {
+    // README comes before the marker in the layer: the marker still only
+    // hides what lower layers had.
+    let top = Layer::new()
+        .finalized()
+        .file("usr/share/doc/x/README", "readme\n", 0o644)
+        .marker("usr/share/doc/x/.wh..wh..opq")
+        .file("usr/share/doc/x/NEW", "new\n", 0o644);
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[
+            f("base-removed", Some("/usr/share/doc/x/LICENSE"), "deny"),
+            unlabeled(),
+        ],
+    );
+}
+
+#[test]
+fn whiteout_under_a_symlinked_directory_never_reaches_the_target() {
+    // /lib -> usr/lib: the whiteout names /lib/libx.so literally. It must
+    // not delete /usr/lib/libx.so; the layer's /lib directory replaces the
+    // symlink, as overlayfs stacks it.
+    let top = Layer::new().finalized().marker("lib/.wh.libx.so");
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(
+        &out,
+        1,
+        &[f("base-modified", Some("/lib"), "deny"), unlabeled()],
+    );
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("symlink → directory"), "{msg}");
+}
+
+#[test]
+fn hardlinks_take_their_targets_content() {
+    let top = Layer::new()
+        .finalized()
+        // Same content as the base alias: no change.
+        .hardlink("usr/bin/tool-alias", "usr/bin/tool")
+        // A new path: an addition.
+        .hardlink("usr/bin/tool-new", "usr/bin/tool")
+        // Over a different base file: its content and mode change.
+        .hardlink("usr/lib/libx.so", "usr/bin/tool");
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(
+        &out,
+        1,
+        &[
+            f("base-modified", Some("/usr/lib/libx.so"), "deny"),
+            unlabeled(),
+        ],
+    );
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("mode 0644 → 0755"), "{msg}");
+}
+
+/// A layer that adds files and, in its last member, changes a base file:
+/// the finding only appears if every compressed member or frame was read.
+fn late_change() -> Layer {
+    let mut l = Layer::new().finalized().dir("usr/share/extra", 0o755);
+    for i in 0..40 {
+        l = l.file(&format!("usr/share/extra/f{i}"), &"x".repeat(i * 97), 0o644);
+    }
+    l.file("usr/bin/tool", "tool v2\n", 0o755)
+}
+
+#[test]
+fn gzip_layer_of_several_members_is_read_to_the_end() {
+    let (_t, dir) = fixture(late_change(), Z::GzipMembers, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[
+            f("base-modified", Some("/usr/bin/tool"), "deny"),
+            unlabeled(),
+        ],
+    );
+}
+
+#[test]
+fn zstd_layer_of_several_frames_is_read_to_the_end() {
+    let (_t, dir) = fixture(late_change(), Z::Zstd, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[
+            f("base-modified", Some("/usr/bin/tool"), "deny"),
+            unlabeled(),
+        ],
+    );
+}
+
+#[test]
+fn xattr_only_change_is_base_modified_and_overlay_internals_are_ignored() {
+    let cap: &[u8] =
+        b"\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let top = Layer::new()
+        .finalized()
+        .file_xattrs(
+            "usr/bin/tool",
+            "tool v1\n",
+            0o755,
+            &[("security.capability", cap)],
+        )
+        .file_xattrs(
+            "usr/lib/libx.so",
+            "libx\n",
+            0o644,
+            &[("trusted.overlay.opaque", b"y")],
+        );
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(
+        &out,
+        1,
+        &[
+            f("base-modified", Some("/usr/bin/tool"), "deny"),
+            unlabeled(),
+        ],
+    );
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("xattr security.capability added"), "{msg}");
+}
+
+#[test]
+fn member_names_with_dotdot_or_a_leading_slash_stay_inside_the_image() {
+    let top = Layer::new()
+        .finalized()
+        .raw(
+            b"../../usr/bin/added",
+            header(tar::EntryType::Regular, 0o755, 2),
+            b"hi",
+        )
+        .raw(
+            b"/usr/bin/tool",
+            header(tar::EntryType::Regular, 0o755, 2),
+            b"v2",
+        )
+        .raw(
+            b"usr/../../../usr/lib/.wh.libx.so",
+            header(tar::EntryType::Regular, 0o644, 0),
+            b"",
+        )
+        // A whiteout of `..` deletes nothing.
+        .raw(
+            b"usr/share/doc/x/.wh..",
+            header(tar::EntryType::Regular, 0o644, 0),
+            b"",
+        );
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[
+            f("base-modified", Some("/usr/bin/tool"), "deny"),
+            f("base-removed", Some("/usr/lib/libx.so"), "deny"),
+            unlabeled(),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Broken and hostile images: exit 2, naming the file
+
+#[test]
+fn a_layer_whose_digest_does_not_match_the_manifest_is_an_error() {
+    let (_t, dir) = fixture(late_change(), Z::Plain, &[]);
+    // Corrupt the derived image's top layer in place: same size, one byte
+    // of file content changed, still a valid tar.
+    let top = late_change().tar();
+    let blob_path = dir.join("blobs/sha256").join(sha(&top));
+    let mut bytes = fs::read(&blob_path).unwrap();
+    let at = bytes.windows(7).position(|w| w == b"tool v2").unwrap();
+    bytes[at + 5] = b'3';
+    fs::write(&blob_path, bytes).unwrap();
+    let out = lint_fixture(&dir, &[]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("digest mismatch"), "{out}");
+    assert!(out.stderr.contains(&sha(&top)), "names the blob: {out}");
+}
+
+#[test]
+fn a_diff_id_that_does_not_match_the_layer_is_an_error() {
+    let t = scratch();
+    let dir = t.path().join("oci");
+    let base = base_layer().tar();
+    let top = late_change().tar();
+    // The config claims another uncompressed layer than the blob holds.
+    add_oci_image(&dir, "derived", &[&base, &top], Z::GzipMembers, &[]);
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(&manifest_digest)).unwrap())
+            .unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap()[7..].to_string();
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(&config_digest)).unwrap())
+            .unwrap();
+    config["rootfs"]["diff_ids"][1] = json!(format!("sha256:{}", sha(b"other")));
+    // Rewrite config, manifest and index so that only the diff_id is wrong.
+    let config_desc = blob(
+        &dir,
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let mut manifest = manifest;
+    manifest["config"] = config_desc;
+    let mut desc = blob(
+        &dir,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    desc["annotations"] = json!({"org.opencontainers.image.ref.name": "derived"});
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [desc]})).unwrap(),
+    )
+    .unwrap();
+
+    let image = format!("oci:{}:derived", dir.display());
+    let out = lint(&["--image", &image, "--base", "/nonexistent"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("diff_id mismatch"), "{out}");
+    assert!(out.stderr.contains("layer 2"), "{out}");
+}
+
+#[test]
+fn an_image_not_built_from_the_base_is_an_error() {
+    let t = scratch();
+    let dir = t.path().join("oci");
+    let base = base_layer().tar();
+    let other = base_layer().file("usr/bin/rebuilt", "x", 0o755).tar();
+    let top = Layer::new().finalized().tar();
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&other, &top], Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("was not built FROM"), "{out}");
+    assert!(out.stderr.contains("layer 1 differs"), "{out}");
+}
+
+#[test]
+fn bad_references_missing_files_and_missing_bases_are_errors() {
+    let (_t, dir) = fixture(Layer::new().finalized(), Z::Plain, &[]);
+    let image = format!("oci:{}:derived", dir.display());
+    for (args, hint) in [
+        (
+            vec!["--image", "docker://quay.io/x"],
+            "not supported".to_string(),
+        ),
+        (
+            vec!["--image", "oci:/nonexistent/layout"],
+            "/nonexistent/layout".to_string(),
+        ),
+        (
+            vec!["--image", "oci-archive:/nonexistent/x.tar"],
+            "/nonexistent/x.tar".to_string(),
+        ),
+        (
+            vec!["--image", &format!("oci:{}:nosuchtag", dir.display())],
+            "no image tagged \"nosuchtag\"".to_string(),
+        ),
+        // No --base, and the image records no base reference.
+        (
+            vec!["--image", &image],
+            "no base reference recorded".to_string(),
+        ),
+        (
+            vec!["--image", &image, "--base", "/nonexistent/base.json"],
+            "/nonexistent/base.json".to_string(),
+        ),
+    ] {
+        let out = lint(&args);
+        out.expect_code(2);
+        assert!(out.stderr.contains(&hint), "{args:?}: {out}");
+    }
+    // Usage errors are exit 2 too.
+    run(&["lint"]).expect_code(2);
+    run(&["lint", "--image", &image, "--rootfs", "/"]).expect_code(2);
+}
+
+// ---------------------------------------------------------------------------
+// Transports
+
+/// Tar up a directory's files (an image layout) with names relative to it.
+fn tar_dir(dir: &Path, out: &Path, extra: &[(&str, &[u8])]) {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_dir_all(".", dir).unwrap();
+    for (name, data) in extra {
+        let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    fs::write(out, b.into_inner().unwrap()).unwrap();
+}
+
+#[test]
+fn oci_archive_and_both_docker_archive_forms_give_the_same_findings() {
+    let top = Layer::new().finalized().marker("usr/lib/.wh.libx.so");
+    let t = scratch();
+    let base = base_layer().tar();
+    let top = top.tar();
+    let want = [
+        f("base-removed", Some("/usr/lib/libx.so"), "deny"),
+        unlabeled(),
+    ];
+    let base_ref = {
+        let dir = t.path().join("base");
+        add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+        format!("oci:{}:base", dir.display())
+    };
+
+    // oci-archive: the layout, tarred (what skopeo and buildah write).
+    let layout = t.path().join("layout");
+    add_oci_image(&layout, "derived", &[&base, &top], Z::GzipMembers, &[]);
+    let archive = t.path().join("derived.oci.tar");
+    tar_dir(&layout, &archive, &[]);
+    for image in [
+        format!("oci-archive:{}", archive.display()),
+        format!("oci-archive:{}:derived", archive.display()),
+    ] {
+        assert_findings(
+            &lint(&["--image", &image, "--base-image", &base_ref]),
+            1,
+            &want,
+        );
+    }
+
+    // docker-archive, legacy: ID/layer.tar, HEX.json, manifest.json; a
+    // repeated layer is a symlink to the first copy, as docker save does.
+    let config = config_json(&[&base, &top], &[]);
+    let config_name = format!("{}.json", sha(&config));
+    let manifest = json!([{
+        "Config": config_name,
+        "RepoTags": ["example.com/derived:1"],
+        "Layers": ["aaa/layer.tar", "bbb/layer.tar"],
+    }]);
+    let legacy = t.path().join("legacy.docker.tar");
+    {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+            (config_name.as_str(), config.clone()),
+            ("aaa/layer.tar", base.clone()),
+            ("ccc/layer.tar", top.clone()),
+        ] {
+            let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        b.append_link(&mut h, "bbb/layer.tar", "../ccc/layer.tar")
+            .unwrap();
+        fs::write(&legacy, b.into_inner().unwrap()).unwrap();
+    }
+    for image in [
+        format!("docker-archive:{}", legacy.display()),
+        format!("docker-archive:{}:example.com/derived:1", legacy.display()),
+    ] {
+        assert_findings(
+            &lint(&["--image", &image, "--base-image", &base_ref]),
+            1,
+            &want,
+        );
+    }
+
+    // docker-archive, OCI-style (Docker 25+): an OCI layout plus a
+    // manifest.json naming blobs/sha256/… .
+    let layout2 = t.path().join("layout2");
+    add_oci_image(&layout2, "derived", &[&base, &top], Z::Plain, &[]);
+    let config_desc = blob(
+        &layout2,
+        "application/vnd.oci.image.config.v1+json",
+        &config,
+    );
+    let manifest = json!([{
+        "Config": format!("blobs/sha256/{}", &config_desc["digest"].as_str().unwrap()[7..]),
+        "RepoTags": ["example.com/derived:1"],
+        "Layers": [format!("blobs/sha256/{}", sha(&base)), format!("blobs/sha256/{}", sha(&top))],
+    }]);
+    let modern = t.path().join("modern.docker.tar");
+    tar_dir(
+        &layout2,
+        &modern,
+        &[("manifest.json", &serde_json::to_vec(&manifest).unwrap())],
+    );
+    let image = format!("docker-archive:{}", modern.display());
+    assert_findings(
+        &lint(&["--image", &image, "--base-image", &base_ref]),
+        1,
+        &want,
+    );
+
+    // A compressed archive cannot be read in place: a clear error.
+    let gz = t.path().join("derived.oci.tar.gz");
+    fs::write(&gz, compress(&fs::read(&archive).unwrap(), Z::GzipMembers)).unwrap();
+    let out = lint(&[
+        "--image",
+        &format!("oci-archive:{}", gz.display()),
+        "--base-image",
+        &base_ref,
+    ]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("decompress it first"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Labels and the finalize record
+
+const LABEL: (&str, &str) = ("ostree.override", "true");
+
+#[test]
+fn an_override_with_the_label_passes_with_a_warning() {
+    let top = Layer::new().finalized().marker("usr/lib/.wh.libx.so");
+    let (_t, dir) = fixture(top, Z::Plain, &[LABEL]);
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(
+        &out,
+        0,
+        &[f("base-removed", Some("/usr/lib/libx.so"), "warn")],
+    );
+    assert_eq!(
+        out.json()["findings"][0]["allowed_by"],
+        "LABEL ostree.override=true"
+    );
+}
+
+#[test]
+fn an_override_without_the_label_is_denied_even_with_allow_overrides() {
+    let top = Layer::new().finalized().marker("usr/lib/.wh.libx.so");
+    let (_t, dir) = fixture(top, Z::Plain, &[("ostree.override", "yes")]);
+    let out = lint_fixture(&dir, &["--allow-overrides"]);
+    assert_findings(
+        &out,
+        1,
+        &[
+            unlabeled(),
+            f("base-removed", Some("/usr/lib/libx.so"), "warn"),
+        ],
+    );
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("base-removed /usr/lib/libx.so"), "{msg}");
+    assert!(msg.contains("only \"true\" counts"), "{msg}");
+}
+
+#[test]
+fn the_label_without_overrides_is_a_warning() {
+    let (_t, dir) = fixture(Layer::new().finalized(), Z::Plain, &[LABEL]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        0,
+        &[f("override-label-unused", None, "warn")],
+    );
+}
+
+#[test]
+fn an_image_never_finalized_is_a_warning() {
+    let (_t, dir) = fixture(Layer::new().file("usr/bin/new", "x", 0o755), Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        0,
+        &[f("not-finalized", None, "warn")],
+    );
+    // A later layer that removes the record un-finalizes the image.
+    let top = Layer::new().finalized();
+    let t = scratch();
+    let dir = t.path().join("oci");
+    let base = base_layer().tar();
+    let (top, gone) = (
+        top.tar(),
+        Layer::new()
+            .marker("usr/lib/ostree-finalize/.wh.record.json")
+            .tar(),
+    );
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top, &gone], Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        0,
+        &[f("not-finalized", None, "warn")],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Same findings as finalize, on real trees with a real rpmdb
+
+/// Append `root` (a host directory) as a whole layer: every path, with its
+/// owner and mode, symlinks as symlinks.
+fn pack_tree(root: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(
+        &fs::symlink_metadata(root).unwrap(),
+        tar::HeaderMode::Complete,
+    );
+    append_raw(&mut b, b"./", h, b"");
+    let mut paths = Vec::new();
+    list(root, Path::new(""), &mut paths);
+    for rel in paths {
+        append_path(&mut b, root, &rel);
+    }
+    b.into_inner().unwrap()
+}
+
+/// Every path under `dir`, parents first, sorted.
+fn list(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let mut names: Vec<_> = fs::read_dir(root.join(rel))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        let child = rel.join(&name);
+        out.push(child.clone());
+        if fs::symlink_metadata(root.join(&child)).unwrap().is_dir() {
+            list(root, &child, out);
+        }
+    }
+}
+
+fn append_path(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) {
+    let full = root.join(rel);
+    let md = fs::symlink_metadata(&full).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+    if md.file_type().is_symlink() {
+        b.append_link(&mut h, rel, fs::read_link(&full).unwrap())
+            .unwrap();
+    } else if md.is_file() {
+        b.append_data(&mut h, rel, fs::File::open(&full).unwrap())
+            .unwrap();
+    } else {
+        h.set_size(0);
+        b.append_data(&mut h, rel, std::io::empty()).unwrap();
+    }
+}
+
+/// What a container build's diff layer between two trees holds: every path
+/// of `new` that is new or differs from `old`, and a whiteout for every
+/// topmost path of `old` that `new` lacks.
+fn pack_diff(old: &Path, new: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut new_paths = Vec::new();
+    list(new, Path::new(""), &mut new_paths);
+    for rel in &new_paths {
+        if differs(&old.join(rel), &new.join(rel)) {
+            append_path(&mut b, new, rel);
+        }
+    }
+    let mut old_paths = Vec::new();
+    list(old, Path::new(""), &mut old_paths);
+    for rel in &old_paths {
+        let gone = fs::symlink_metadata(new.join(rel)).is_err();
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let parent_is_dir = fs::symlink_metadata(new.join(parent)).is_ok_and(|m| m.is_dir());
+        if gone && parent_is_dir {
+            let name = format!(".wh.{}", rel.file_name().unwrap().to_str().unwrap());
+            let mut h = header(tar::EntryType::Regular, 0o644, 0);
+            b.append_data(&mut h, parent.join(name), std::io::empty())
+                .unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+fn differs(old: &Path, new: &Path) -> bool {
+    let (Ok(a), Ok(b)) = (fs::symlink_metadata(old), fs::symlink_metadata(new)) else {
+        return true;
+    };
+    if a.mode() != b.mode() || a.uid() != b.uid() || a.gid() != b.gid() {
+        return true;
+    }
+    if a.is_file() {
+        return fs::read(old).unwrap() != fs::read(new).unwrap();
+    }
+    if a.file_type().is_symlink() {
+        return fs::read_link(old).unwrap() != fs::read_link(new).unwrap();
+    }
+    false
+}
+
+/// `cp -a SRC/. DST`.
+fn copy_tree(src: &Path, dst: &Path) {
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(src.join("."))
+        .arg(dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a Containerfile might do to a base: a package and files added, a
+/// base binary overwritten, a base file removed, /var content.
+fn build_changes(tree: &Path) {
+    rpm_in(
+        tree,
+        &[
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            rpm_path("extra-tool-1.0-1").to_str().unwrap(),
+        ],
+    );
+    fs::write(tree.join("usr/bin/base-tool"), "#!/bin/sh\necho replaced\n").unwrap();
+    fs::remove_file(tree.join("usr/lib/os-release")).unwrap();
+    fs::write(tree.join("etc/agent.conf"), "level=debug\n").unwrap();
+    let passwd = fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    let passwd = passwd + "agent:x:990:990:Agent:/var/lib/agent:/usr/sbin/nologin\n";
+    fs::write(tree.join("etc/passwd"), passwd).unwrap();
+    let group = fs::read_to_string(tree.join("etc/group")).unwrap() + "agent:x:990:\n";
+    fs::write(tree.join("etc/group"), group).unwrap();
+    fs::create_dir_all(tree.join("usr/lib/agent")).unwrap();
+    fs::write(tree.join("usr/lib/agent/agent.bin"), b"\x7fELF").unwrap();
+    fs::set_permissions(
+        tree.join("usr/lib/agent/agent.bin"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+}
+
+/// The findings, whole, except those of the checks only lint makes.
+fn tree_findings(json: &Value) -> Vec<Value> {
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            ![
+                "override-unlabeled",
+                "override-label-unused",
+                "not-finalized",
+            ]
+            .contains(&f["check"].as_str().unwrap())
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_same_change_gives_the_same_findings_as_finalize() {
+    let old = base_tree();
+    run(&["snapshot", "--root", old.root().to_str().unwrap()]).expect_code(0);
+    let t = scratch();
+    let new = t.path().join("new");
+    fs::create_dir(&new).unwrap();
+    copy_tree(old.root(), &new);
+    build_changes(&new);
+
+    let fin = run(&[
+        "finalize",
+        "--dry-run",
+        "--root",
+        new.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    fin.expect_code(1);
+    let fin = fin.json();
+
+    let dir = t.path().join("oci");
+    let base = pack_tree(old.root());
+    let top = pack_diff(old.root(), &new);
+    add_oci_image(&dir, "base", &[&base], Z::Zstd, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top], Z::GzipMembers, &[]);
+    let image = format!("oci:{}:derived", dir.display());
+    let base_image = format!("oci:{}:base", dir.display());
+
+    // The base reference recorded in the image, and the base image itself.
+    for extra in [vec![], vec!["--base-image", base_image.as_str()]] {
+        let mut args = vec!["--image", image.as_str()];
+        args.extend(extra.iter());
+        let out = lint(&args);
+        out.expect_code(1);
+        let json = out.json();
+        assert_eq!(tree_findings(&json), tree_findings(&fin), "{args:?}\n{out}");
+        assert_eq!(json["packages"], fin["packages"], "{args:?}");
+        assert_eq!(json["plan"], fin["plan"], "{args:?}");
+        assert_eq!(
+            json["packages"]["added"],
+            json!(["extra-tool-1.0-1.noarch"])
+        );
+        for check in ["override-unlabeled", "not-finalized"] {
+            assert!(
+                json["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["check"] == check),
+                "{check}: {out}"
+            );
+        }
+    }
+    for check in [
+        "base-modified",
+        "base-removed",
+        "users-added",
+        "var-content",
+    ] {
+        assert!(
+            tree_findings(&fin).iter().any(|f| f["check"] == check),
+            "the change makes a {check} finding: {fin:#}"
+        );
+    }
+
+    // lint --rootfs on the directory judges it the same way.
+    let out = lint(&["--rootfs", new.to_str().unwrap()]);
+    out.expect_code(1);
+    assert_eq!(tree_findings(&out.json()), tree_findings(&fin));
+    assert!(found(&out).contains(&f("not-finalized", None, "warn")));
+    assert!(
+        !found(&out).contains(&unlabeled()),
+        "a rootfs has no labels"
+    );
+}
+
+#[test]
+fn an_rpmdb_reached_through_a_symlinked_candidate_is_read() {
+    // /usr/lib/sysimage/rpm -> ../../../var/lib/rpm: the database lives in
+    // another candidate directory.
+    let old = base_tree();
+    let sysimage = old.path("/usr/lib/sysimage/rpm");
+    let var = old.path("/var/lib/rpm");
+    fs::rename(&sysimage, &var).unwrap();
+    std::os::unix::fs::symlink("../../../var/lib/rpm", &sysimage).unwrap();
+    let t = scratch();
+    let new = t.path().join("new");
+    fs::create_dir(&new).unwrap();
+    copy_tree(old.root(), &new);
+    Command::new("rpm")
+        .args([
+            "--root",
+            new.to_str().unwrap(),
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+        ])
+        .args(
+            if String::from_utf8_lossy(&Command::new("rpm").arg("--help").output().unwrap().stdout)
+                .contains("--force-debian")
+            {
+                vec!["--force-debian"]
+            } else {
+                vec![]
+            },
+        )
+        .arg(rpm_path("extra-tool-1.0-1"))
+        .status()
+        .unwrap()
+        .success()
+        .then_some(())
+        .expect("rpm -i");
+    let dir = t.path().join("oci");
+    let base = pack_tree(old.root());
+    let top = pack_diff(old.root(), &new);
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top], Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(
+        json["packages"]["added"],
+        json!(["extra-tool-1.0-1.noarch"]),
+        "{out}"
+    );
+    assert!(
+        json["packages"]["removed"].as_array().unwrap().is_empty(),
+        "{out}"
+    );
+}
+
+#[test]
+fn skip_policy_and_fatal_warnings_apply_but_the_images_own_policy_does_not() {
+    // The image ships a policy that would silence its override: lint, the
+    // check a build cannot rewrite, ignores it.
+    let top = Layer::new()
+        .dir("etc/ostree-finalize", 0o755)
+        .file(
+            "etc/ostree-finalize/policy.yaml",
+            "checks:\n  base-removed: off\n",
+            0o644,
+        )
+        .marker("usr/lib/.wh.libx.so");
+    let (t, dir) = fixture(top, Z::Plain, &[]);
+    let removed = f("base-removed", Some("/usr/lib/libx.so"), "deny");
+    let not_finalized = f("not-finalized", None, "warn");
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[removed.clone(), unlabeled(), not_finalized.clone()],
+    );
+    assert_findings(
+        &lint_fixture(
+            &dir,
+            &["--skip", "not-finalized", "--skip", "override-unlabeled"],
+        ),
+        1,
+        std::slice::from_ref(&removed),
+    );
+    // The platform team's policy is given on the command line.
+    let policy = t.path().join("policy.yaml");
+    fs::write(
+        &policy,
+        "checks:\n  override-unlabeled: warn\n  base-removed: warn\n",
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    assert_findings(
+        &lint_fixture(&dir, &["--policy", policy]),
+        0,
+        &[
+            f("base-removed", Some("/usr/lib/libx.so"), "warn"),
+            f("not-finalized", None, "warn"),
+            f("override-unlabeled", None, "warn"),
+        ],
+    );
+    lint_fixture(&dir, &["--policy", policy, "--fatal-warnings"]).expect_code(1);
+}
+
+#[test]
+fn a_huge_pax_header_is_refused_before_it_is_read() {
+    // 2 MiB of PAX records: the tar crate would read them whole.
+    let records = format!("2097164 comment={}\n", "x".repeat(2 * 1024 * 1024 - 1));
+    let top = Layer::new()
+        .raw(
+            b"PaxHeaders/x",
+            header(tar::EntryType::XHeader, 0o644, records.len() as u64),
+            records.as_bytes(),
+        )
+        .file("usr/bin/new", "x", 0o755);
+    let (_t, dir) = fixture(top, Z::Zstd, &[]);
+    let out = lint_fixture(&dir, &[]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("PAX header of"), "{out}");
+    assert!(out.stderr.contains("layer 2"), "{out}");
+}
+
+#[test]
+fn a_root_directory_no_layer_sets_is_not_a_change() {
+    // The base was snapshotted where / is 0555 (as overlayfs storage makes
+    // it); the image's layers never set /, so it is implied 0755. The OCI
+    // spec leaves the root's attributes open: no finding.
+    let t = scratch();
+    let tree = t.path().join("tree");
+    fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    fs::write(tree.join("usr/bin/tool"), "tool v1\n").unwrap();
+    fs::set_permissions(tree.join("usr/bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o555)).unwrap();
+    let base_json = t.path().join("base.json");
+    run(&[
+        "snapshot",
+        "--root",
+        tree.to_str().unwrap(),
+        "--output",
+        base_json.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let layer = Layer::new()
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/tool", "tool v1\n", 0o755)
+        .finalized()
+        .tar();
+    let dir = t.path().join("oci");
+    add_oci_image(&dir, "unset", &[&layer], Z::Plain, &[]);
+    let base = base_json.to_str().unwrap();
+    let image = format!("oci:{}:unset", dir.display());
+    assert_findings(&lint(&["--image", &image, "--base", base]), 0, &[]);
+}
