@@ -1,0 +1,717 @@
+//! The product as it is really used: `RUN ostree container finalize` as the
+//! last step of real Containerfiles built by the real buildah, and
+//! `ostree-finalize lint` on the pushed images, in every transport.
+//!
+//! One base image is shared by the four builds of issue 5:
+//!
+//! - (a) a pure addition (a package with files in /usr, /etc and /var):
+//!   the build passes, /var content lands in tmpfiles.d and the factory;
+//! - (b) a base binary overwritten: the build fails, naming the path and
+//!   the owning package;
+//! - (c) the same override with `--allow-overrides` and
+//!   `LABEL ostree.override=true`: the build and lint pass;
+//! - (d) `--allow-overrides` without the label: the build passes, lint
+//!   fails with `override-unlabeled`.
+//!
+//! The base image ([`env`], built once per process) is a small tree with a
+//! static busybox, the real rpm and ostree binaries with their libraries, a
+//! real sqlite rpmdb, and the tool installed from its own RPM
+//! (`packaging/build-rpm`, a statically linked binary), snapshotted with
+//! that tool and committed with `buildah from scratch`. RUN steps execute
+//! that RPM's binary through the real ostree's external-command dispatch.
+//! Lint runs the same shipped binary.
+//!
+//! buildah runs as root with `--storage-driver vfs --isolation chroot` and
+//! a private storage (`--root`, `--runroot`, storage.conf, signature
+//! policy) under a scratch dir, so the host's container storage is never
+//! touched. The tests skip, saying why, only where buildah cannot run: not
+//! root, or buildah not installed. In CI (`CI` set) a missing buildah is a
+//! failure: `.ci/run` must install it.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// The base image's name in the private storage.
+const BASE: &str = "localhost/ostree-finalize-e2e/base:latest";
+
+/// What finalize generates for /var content (see `src/zones.rs`).
+const TMPFILES: &str = "/usr/lib/tmpfiles.d/ostree-finalize-var.conf";
+
+/// Where finalize records its verdict in the image.
+const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
+
+/// The base file the override scenarios overwrite, and its package.
+const BASE_TOOL: &str = "/usr/bin/base-tool";
+const BASE_UTILS: &str = "base-utils-1.0-1.noarch";
+
+/// The overwrite of a base binary, as a RUN step.
+const OVERWRITE: &str = r#"RUN printf '#!/bin/sh\necho patched base-tool\n' > /usr/bin/base-tool"#;
+
+/// The shared fixture: the base image in private storage, pushed in every
+/// transport, and the tool's binary as its RPM ships it.
+struct Env {
+    buildah: Buildah,
+    /// `packaging/build-rpm`'s RPM.
+    tool_rpm: PathBuf,
+    /// `/usr/bin/ostree-finalize` from that RPM (copied out of the tree).
+    tool: PathBuf,
+    /// Where images are pushed.
+    images: PathBuf,
+    /// The scratch dir, removed by a later test process (see [`scratch`]).
+    _scratch: tempfile::TempDir,
+}
+
+/// The shared fixture, or `None` (after saying why) where buildah cannot
+/// run.
+fn env() -> Option<&'static Env> {
+    static SKIP: OnceLock<Option<String>> = OnceLock::new();
+    let skip = SKIP.get_or_init(|| {
+        let why = skip_reason()?;
+        // Straight to stderr: the test harness captures print macros only,
+        // and a skip must be visible in the log.
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED the buildah end-to-end tests: {why}"
+        );
+        Some(why)
+    });
+    if skip.is_some() {
+        return None;
+    }
+    static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
+    // A failed setup is remembered, so that each test reports it instead
+    // of building everything again.
+    let env = ENV.get_or_init(|| {
+        std::panic::catch_unwind(setup).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".to_string())
+        })
+    });
+    match env {
+        Ok(env) => Some(env),
+        Err(msg) => panic!("building the base image failed: {msg}"),
+    }
+}
+
+/// Why these tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    let uid = common::sh("id", &["-u"]);
+    if uid.trim() != "0" {
+        return Some(format!(
+            "needs root (buildah --isolation chroot, rpm --root), running as uid {}",
+            uid.trim()
+        ));
+    }
+    match Command::new("buildah").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => panic!(
+            "buildah --version failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "buildah is not installed, and CI must run this test: \
+                 add buildah to the apt-get install line of .ci/run"
+            );
+            Some("buildah is not installed (apt-get install buildah)".to_string())
+        }
+        Err(e) => panic!("running buildah: {e}"),
+    }
+}
+
+/// A scratch dir under cargo's per-target tmp dir, named like
+/// `tests/common`'s scratch dirs (`fixture-PID-…`) so that a later test
+/// process sweeps it once this one is gone: the shared fixture lives in a
+/// static and is never dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("fixture-{}-e2e-", std::process::id()))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap_or_else(|e| panic!("creating a scratch dir: {e}"))
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run a command that must succeed; its stdout. Panics with the output.
+#[track_caller]
+fn check(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Build the shared fixture. Panics on any failure.
+fn setup() -> Env {
+    let started = Instant::now();
+    let scratch = scratch();
+    let work = scratch.path();
+    let rpms = common::rpms();
+
+    // The tool's RPM, with the real rpmbuild, around the static binary.
+    let out = check(
+        Command::new(repo().join("packaging/build-rpm"))
+            .arg(work.join("rpm"))
+            .env_remove("LD_LIBRARY_PATH"),
+    );
+    let tool_rpm = PathBuf::from(
+        out.lines()
+            .last()
+            .expect("build-rpm printed the RPM's path"),
+    );
+    eprintln!("e2e: tool RPM built in {:?}", started.elapsed());
+
+    // The base tree; the tool from its RPM.
+    let tree = work.join("base-tree");
+    check(
+        Command::new(repo().join("tests/e2e/assemble-base.sh"))
+            .arg(&tree)
+            .arg(rpms)
+            .arg(&tool_rpm)
+            // cargo test points this at the toolchain: ldd must see the
+            // host's own library paths.
+            .env_remove("LD_LIBRARY_PATH"),
+    );
+    // Image layers carry no entry for `/` (vfs gives a container's root
+    // 0555): the base keeps 0755 here, and finalize must not mind.
+    let tool = work.join("ostree-finalize");
+    fs::copy(tree.join("usr/bin/ostree-finalize"), &tool).expect("copying the shipped binary");
+    check(Command::new(&tool).args(["snapshot", "--root"]).arg(&tree));
+
+    // Commit it as the base image, owners, modes and xattrs kept by cp -a.
+    let buildah = Buildah::new(work);
+    let ctr = buildah.ok(&["from", "--signature-policy", &buildah.policy(), "scratch"]);
+    let mnt = buildah.ok(&["mount", &ctr]);
+    check(
+        Command::new("cp")
+            .args(["-a", "--"])
+            .arg(tree.join("."))
+            .arg(&mnt),
+    );
+    buildah.ok(&["umount", &ctr]);
+    buildah.ok(&[
+        "commit",
+        "-q",
+        "--signature-policy",
+        &buildah.policy(),
+        &ctr,
+        BASE,
+    ]);
+    buildah.ok(&["rm", &ctr]);
+    check(Command::new("rm").arg("-rf").arg(&tree));
+
+    let images = work.join("images");
+    fs::create_dir(&images).unwrap();
+    for reference in Transport::ALL.map(|t| t.reference(&images, "base")) {
+        buildah.push(BASE, &reference);
+    }
+    eprintln!("e2e: base image ready in {:?}", started.elapsed());
+    Env {
+        buildah,
+        tool_rpm,
+        tool,
+        images,
+        _scratch: scratch,
+    }
+}
+
+/// buildah on the private storage. Calls are serialized: the builds are
+/// short, and one at a time keeps the vfs storage's copying off both cores.
+struct Buildah {
+    root: PathBuf,
+    runroot: PathBuf,
+    tmp: PathBuf,
+    storage_conf: PathBuf,
+    policy: PathBuf,
+}
+
+/// What a `buildah bud` did.
+struct Build {
+    ok: bool,
+    /// stdout then stderr.
+    log: String,
+}
+
+impl Buildah {
+    fn new(work: &Path) -> Buildah {
+        let b = Buildah {
+            root: work.join("storage"),
+            runroot: work.join("runroot"),
+            tmp: work.join("tmp"),
+            storage_conf: work.join("storage.conf"),
+            policy: work.join("policy.json"),
+        };
+        fs::create_dir(&b.tmp).unwrap();
+        // Nothing from the host's /etc/containers: the storage and the
+        // signature policy are ours.
+        fs::write(&b.storage_conf, "[storage]\ndriver = \"vfs\"\n").unwrap();
+        fs::write(
+            &b.policy,
+            r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
+        )
+        .unwrap();
+        b
+    }
+
+    fn policy(&self) -> String {
+        self.policy.display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("buildah");
+        cmd.env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
+            .env("TMPDIR", &self.tmp)
+            .env("BUILDAH_ISOLATION", "chroot")
+            .env_remove("LD_LIBRARY_PATH")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        cmd
+    }
+
+    fn lock() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `buildah ARGS…`, which must succeed; its stdout, trimmed.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let _one_at_a_time = Self::lock();
+        check(&mut self.command(args)).trim().to_string()
+    }
+
+    /// `buildah push -q IMAGE DEST`.
+    #[track_caller]
+    fn push(&self, image: &str, dest: &str) {
+        self.ok(&[
+            "push",
+            "-q",
+            "--signature-policy",
+            &self.policy(),
+            image,
+            dest,
+        ]);
+    }
+
+    /// `buildah bud` of `containerfile` in a context dir holding `files`,
+    /// tagged `tag`.
+    fn bud(&self, tag: &str, containerfile: &str, files: &[&Path]) -> Build {
+        let context = tempfile::tempdir_in(&self.tmp).unwrap();
+        fs::write(context.path().join("Containerfile"), containerfile).unwrap();
+        for file in files {
+            fs::copy(file, context.path().join(file.file_name().unwrap())).unwrap();
+        }
+        let policy = self.policy();
+        let context_arg = context.path().display().to_string();
+        let mut args = vec![
+            "bud",
+            "--signature-policy",
+            &policy,
+            "--isolation",
+            "chroot",
+            "--pull=never",
+            // One layer per step, as podman builds do (the last one holds
+            // finalize's whiteouts); no container left by a failed build.
+            "--layers",
+            "--force-rm",
+            "-t",
+            tag,
+        ];
+        args.push(&context_arg);
+        let started = Instant::now();
+        let out = {
+            let _one_at_a_time = Self::lock();
+            self.command(&args).output().expect("running buildah bud")
+        };
+        eprintln!("e2e: buildah bud {tag} took {:?}", started.elapsed());
+        Build {
+            ok: out.status.success(),
+            log: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+}
+
+/// The image transports lint reads (skopeo's syntax).
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Oci,
+    OciArchive,
+    DockerArchive,
+}
+
+impl Transport {
+    const ALL: [Transport; 3] = [
+        Transport::Oci,
+        Transport::OciArchive,
+        Transport::DockerArchive,
+    ];
+
+    /// Where image `name` is pushed in this transport.
+    fn path(self, images: &Path, name: &str) -> PathBuf {
+        images.join(match self {
+            Transport::Oci => format!("{name}-oci"),
+            Transport::OciArchive => format!("{name}.oci.tar"),
+            Transport::DockerArchive => format!("{name}.docker.tar"),
+        })
+    }
+
+    /// That place as a reference that both `buildah push` and `lint` take.
+    fn reference(self, images: &Path, name: &str) -> String {
+        let path = self.path(images, name);
+        let path = path.display();
+        match self {
+            Transport::Oci => format!("oci:{path}:latest"),
+            Transport::OciArchive => format!("oci-archive:{path}:latest"),
+            Transport::DockerArchive => format!("docker-archive:{path}"),
+        }
+    }
+}
+
+/// Lint of one pushed image against the base in the same transport.
+struct Linted {
+    transport: Transport,
+    /// The extra lint flags.
+    flags: &'static [&'static str],
+    outcome: common::Outcome,
+}
+
+impl Env {
+    /// Run the shipped binary.
+    fn tool(&self, args: &[&str]) -> common::Outcome {
+        let out = Command::new(&self.tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.tool.display()));
+        let outcome = common::Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            out.status.code().is_some(),
+            "killed ({}):\n{outcome}",
+            out.status
+        );
+        outcome
+    }
+
+    /// Push `tag` in every transport and lint each push against the base
+    /// in the same transport, `--format json`, once per set of extra
+    /// flags; then remove the pushes and the image.
+    fn push_and_lint(
+        &self,
+        tag: &str,
+        name: &str,
+        flag_sets: &[&'static [&'static str]],
+    ) -> Vec<Linted> {
+        let mut linted = Vec::new();
+        for transport in Transport::ALL {
+            let image = transport.reference(&self.images, name);
+            let base = transport.reference(&self.images, "base");
+            self.buildah.push(tag, &image);
+            for &flags in flag_sets {
+                let mut args = vec!["lint", "--image", &image, "--base-image", &base];
+                args.extend_from_slice(&["--format", "json"]);
+                args.extend_from_slice(flags);
+                let outcome = self.tool(&args);
+                linted.push(Linted {
+                    transport,
+                    flags,
+                    outcome,
+                });
+            }
+            let pushed = transport.path(&self.images, name);
+            let _ = fs::remove_dir_all(&pushed).or_else(|_| fs::remove_file(&pushed));
+        }
+        self.buildah.ok(&["rmi", tag]);
+        // The intermediate images of `--layers` builds.
+        self.buildah.ok(&["rmi", "--prune"]);
+        linted
+    }
+}
+
+/// `FROM` the shared base, then `steps`.
+fn containerfile(steps: &[&str]) -> String {
+    let mut text = format!("FROM {BASE}\n");
+    for step in steps {
+        text.push_str(step);
+        text.push('\n');
+    }
+    text
+}
+
+/// The JSON findings as (check, level, path) triples, for messages.
+fn summary(json: &Value) -> Vec<(String, String, String)> {
+    json["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap_or("?").to_string(),
+                f["level"].as_str().unwrap_or("?").to_string(),
+                f["path"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tool_rpm_ships_one_static_binary_under_both_names() {
+    let Some(env) = env() else { return };
+    let rpm = env.tool_rpm.to_str().unwrap();
+    let files = common::sh(
+        "rpm",
+        &["-qp", "--qf", "[%{FILENAMES} %{FILEINODES}\n]", rpm],
+    );
+    let inode = |path: &str| {
+        files
+            .lines()
+            .find_map(|l| l.strip_prefix(path)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{path} not in the RPM:\n{files}"))
+            .to_string()
+    };
+    assert_eq!(
+        inode("/usr/bin/ostree-finalize"),
+        inode("/usr/libexec/libostree/ext/ostree-container"),
+        "the two names are one hard-linked file:\n{files}"
+    );
+    // Static: nothing but rpmlib features is required, so it installs into
+    // any base image.
+    let requires = common::sh("rpm", &["-qp", "--requires", rpm]);
+    for req in requires.lines() {
+        assert!(req.starts_with("rpmlib("), "unexpected Requires {req:?}");
+    }
+    let file = common::sh("file", &["-b", env.tool.to_str().unwrap()]);
+    assert!(
+        file.contains("statically linked") || file.contains("static-pie linked"),
+        "{file}"
+    );
+}
+
+#[test]
+fn pure_addition_builds_converts_var_and_lints_clean_in_every_transport() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/addition:latest";
+    let extra_tool = common::rpm_path("extra-tool-1.0-1");
+    let build = env.buildah.bud(
+        tag,
+        &containerfile(&[
+            "COPY extra-tool-1.0-1.noarch.rpm /tmp/",
+            // /usr/bin/rpm, not rpm: Debian's static busybox runs its own
+            // `rpm` applet first. --nodeps: the base's rpmdb provides no
+            // /bin/sh for the package's script.
+            "RUN /usr/bin/rpm -i --nodeps /tmp/extra-tool-1.0-1.noarch.rpm \
+             && echo 'level=debug' >> /etc/extra-tool.conf",
+            "RUN ostree container finalize",
+        ]),
+        &[&extra_tool],
+    );
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    assert!(
+        build.log.contains("ostree-finalize finalize: PASS"),
+        "{}",
+        build.log
+    );
+
+    // What the image holds: /var content converted, nothing lost.
+    let ctr = env.buildah.ok(&[
+        "from",
+        "--pull=never",
+        "--signature-policy",
+        &env.buildah.policy(),
+        tag,
+    ]);
+    let mnt = PathBuf::from(env.buildah.ok(&["mount", &ctr]));
+    let at = |abs: &str| mnt.join(abs.trim_start_matches('/'));
+    let tmpfiles = fs::read_to_string(at(TMPFILES)).expect("the generated tmpfiles.d");
+    for line in [
+        "d /var/lib/extra-tool 0750 root root -\n",
+        "C /var/lib/extra-tool/state - - - - /usr/share/factory/var/lib/extra-tool/state\n",
+    ] {
+        assert!(tmpfiles.contains(line), "{line:?} in {tmpfiles}");
+    }
+    assert_eq!(
+        fs::read_to_string(at("/usr/share/factory/var/lib/extra-tool/state")).unwrap(),
+        "state v1\n"
+    );
+    assert!(
+        !at("/var/lib/extra-tool").exists(),
+        "converted /var content is removed"
+    );
+    assert!(at(RECORD).is_file(), "finalize recorded its verdict");
+    assert_eq!(
+        fs::read_dir(at("/tmp")).unwrap().count(),
+        0,
+        "runtime content (the copied RPM) is cleaned"
+    );
+    let conf = fs::read_to_string(at("/etc/extra-tool.conf")).unwrap();
+    assert_eq!(conf, "mode=add-on\nlevel=debug\n", "/etc stays /etc");
+    // A fresh deployment's /var, rebuilt by the real systemd-tmpfiles.
+    check(
+        Command::new("systemd-tmpfiles")
+            .arg("--create")
+            .arg(format!("--root={}", mnt.display())),
+    );
+    assert_eq!(
+        fs::read_to_string(at("/var/lib/extra-tool/state")).unwrap(),
+        "state v1\n"
+    );
+    env.buildah.ok(&["rm", &ctr]);
+
+    for Linted {
+        transport, outcome, ..
+    } in env.push_and_lint(tag, "addition", &[&[]])
+    {
+        outcome.expect_code(0);
+        let json = outcome.json();
+        assert_eq!(json["verdict"], "pass", "{transport:?}: {json:#}");
+        let loud: Vec<_> = summary(&json)
+            .into_iter()
+            .filter(|(_, level, _)| level != "info")
+            .collect();
+        assert!(loud.is_empty(), "{transport:?}: {loud:?}");
+        assert!(
+            common::findings(&json, "var-content").is_empty()
+                && common::findings(&json, "not-finalized").is_empty(),
+            "{transport:?}: {json:#}"
+        );
+        assert_eq!(
+            json["packages"]["added"],
+            serde_json::json!(["extra-tool-1.0-1.noarch"]),
+            "{transport:?}"
+        );
+    }
+}
+
+#[test]
+fn overwritten_base_binary_fails_the_build_naming_path_and_package() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/override-denied:latest";
+    let build = env.buildah.bud(
+        tag,
+        &containerfile(&[OVERWRITE, "RUN ostree container finalize"]),
+        &[],
+    );
+    assert!(!build.ok, "the build passed:\n{}", build.log);
+    let log = &build.log;
+    for needle in [
+        "DENY base-modified",
+        &format!("content of base path {BASE_TOOL} (owned by {BASE_UTILS}) changed"),
+        "ostree-finalize finalize: FAIL",
+        "--allow-overrides",
+        r#"building at STEP "RUN ostree container finalize""#,
+    ] {
+        assert!(log.contains(needle), "{needle:?} in the build log:\n{log}");
+    }
+    let images = env
+        .buildah
+        .ok(&["images", "-q", "--filter", &format!("reference={tag}")]);
+    assert!(images.is_empty(), "no image from a failed build: {images}");
+}
+
+#[test]
+fn allowed_and_labelled_override_builds_and_lint_passes_in_every_transport() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/override-labelled:latest";
+    let build = env.buildah.bud(
+        tag,
+        &containerfile(&[
+            "LABEL ostree.override=true",
+            OVERWRITE,
+            "RUN ostree container finalize --allow-overrides",
+        ]),
+        &[],
+    );
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    assert!(build.log.contains("WARN base-modified"), "{}", build.log);
+
+    for Linted {
+        transport, outcome, ..
+    } in env.push_and_lint(tag, "override-labelled", &[&[]])
+    {
+        outcome.expect_code(0);
+        let json = outcome.json();
+        assert_eq!(json["verdict"], "pass", "{transport:?}: {json:#}");
+        let f = common::finding(&json, "base-modified", BASE_TOOL);
+        assert_eq!(f["level"], "warn", "{transport:?}: {f:#}");
+        assert_eq!(f["package"], BASE_UTILS, "{transport:?}: {f:#}");
+        assert_eq!(
+            f["allowed_by"], "LABEL ostree.override=true",
+            "{transport:?}"
+        );
+        let loud: Vec<_> = summary(&json)
+            .into_iter()
+            .filter(|(_, level, _)| level != "info")
+            .collect();
+        assert_eq!(
+            loud,
+            [("base-modified".into(), "warn".into(), BASE_TOOL.into())],
+            "{transport:?}: the override is the only warning"
+        );
+    }
+}
+
+#[test]
+fn allowed_but_unlabelled_override_builds_and_lint_fails_override_unlabeled() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/override-unlabelled:latest";
+    let build = env.buildah.bud(
+        tag,
+        &containerfile(&[OVERWRITE, "RUN ostree container finalize --allow-overrides"]),
+        &[],
+    );
+    assert!(build.ok, "the build failed:\n{}", build.log);
+
+    // --allow-overrides at lint time does not cover the missing label.
+    let flag_sets: [&[&str]; 2] = [&[], &["--allow-overrides"]];
+    for Linted {
+        transport,
+        flags,
+        outcome,
+    } in env.push_and_lint(tag, "override-unlabelled", &flag_sets)
+    {
+        outcome.expect_code(1);
+        let json = outcome.json();
+        let case = format!("{transport:?} {flags:?}");
+        assert_eq!(json["verdict"], "fail", "{case}: {json:#}");
+        let unlabeled = common::findings(&json, "override-unlabeled");
+        assert_eq!(unlabeled.len(), 1, "{case}: {json:#}");
+        assert_eq!(unlabeled[0]["level"], "deny", "{case}");
+        assert!(unlabeled[0]["path"].is_null(), "{case}");
+        let msg = unlabeled[0]["message"].as_str().unwrap();
+        assert!(msg.contains(BASE_TOOL), "{case}: {msg}");
+        let f = common::finding(&json, "base-modified", BASE_TOOL);
+        assert_eq!(f["package"], BASE_UTILS, "{case}: {f:#}");
+        let want = if flags.is_empty() { "deny" } else { "warn" };
+        assert_eq!(f["level"], want, "{case}: {f:#}");
+    }
+}
