@@ -180,21 +180,10 @@ mod tests {
     use crate::manifest::Hex;
 
     fn file(path: &str, content: u8) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: Kind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: 1,
-            sha256: Some(Hex(vec![content; 32])),
-            ostree: None,
-            target: None,
-            rdev: None,
-            xattrs: Default::default(),
-            owners: vec![],
-            text: None,
-        }
+        let mut e = Entry::new(path.into(), Kind::File, 0o644, 0, 0);
+        e.size = 1;
+        e.sha256 = Some(Hex(vec![content; 32]));
+        e
     }
 
     #[test]

@@ -128,6 +128,28 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+impl Entry {
+    /// A path with its type, mode and owner; no size, digest, target,
+    /// xattrs, owners or text yet (the reader fills in what it knows).
+    pub fn new(path: String, kind: Kind, mode: u32, uid: u32, gid: u32) -> Entry {
+        Entry {
+            path,
+            kind,
+            mode,
+            uid,
+            gid,
+            size: 0,
+            sha256: None,
+            ostree: None,
+            target: None,
+            rdev: None,
+            xattrs: BTreeMap::new(),
+            owners: Vec::new(),
+            text: None,
+        }
+    }
+}
+
 /// A base package as recorded in the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,21 +299,7 @@ mod tests {
             generator: "test".into(),
             rpmdb: None,
             packages: vec![],
-            entries: vec![Entry {
-                path: "/".into(),
-                kind: Kind::Dir,
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                sha256: None,
-                ostree: None,
-                target: None,
-                rdev: None,
-                xattrs: BTreeMap::new(),
-                owners: vec![],
-                text: None,
-            }],
+            entries: vec![Entry::new("/".into(), Kind::Dir, 0o755, 0, 0)],
         }
     }
 

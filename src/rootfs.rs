@@ -299,21 +299,10 @@ fn entry_from_statx(path: String, st: &rustix::fs::Statx) -> Entry {
     };
     let rdev = matches!(kind, Kind::Char | Kind::Block)
         .then(|| u64::from(st.stx_rdev_major) << 32 | u64::from(st.stx_rdev_minor));
-    Entry {
-        path,
-        kind,
-        mode: raw & 0o7777,
-        uid: st.stx_uid,
-        gid: st.stx_gid,
-        size: if kind == Kind::File { st.stx_size } else { 0 },
-        sha256: None,
-        ostree: None,
-        target: None,
-        rdev,
-        xattrs: BTreeMap::new(),
-        owners: Vec::new(),
-        text: None,
-    }
+    let mut e = Entry::new(path, kind, raw & 0o7777, st.stx_uid, st.stx_gid);
+    e.size = if kind == Kind::File { st.stx_size } else { 0 };
+    e.rdev = rdev;
+    e
 }
 
 /// Open one child by name, never following a symlink and never blocking on

@@ -194,21 +194,13 @@ fn read_entry<R: Read>(
         bail!("unsupported tar entry type {:?}", et.as_byte() as char);
     };
     let id = |v: u64| u32::try_from(v).context("owner id out of range");
-    let mut e = Entry {
-        path: String::new(),
+    let mut e = Entry::new(
+        String::new(),
         kind,
-        mode: header.mode().context("corrupt mode")? & 0o7777,
-        uid: id(header.uid().context("corrupt uid")?)?,
-        gid: id(header.gid().context("corrupt gid")?)?,
-        size: 0,
-        sha256: None,
-        ostree: None,
-        target: None,
-        rdev: None,
-        xattrs: BTreeMap::new(),
-        owners: Vec::new(),
-        text: None,
-    };
+        header.mode().context("corrupt mode")? & 0o7777,
+        id(header.uid().context("corrupt uid")?)?,
+        id(header.gid().context("corrupt gid")?)?,
+    );
     if matches!(kind, Kind::Char | Kind::Block) {
         let major = header
             .device_major()

@@ -76,21 +76,7 @@ impl Default for Merged {
 
 /// A directory entry with no member of its own: `0755 root:root`.
 pub fn implied_dir() -> Entry {
-    Entry {
-        path: String::new(),
-        kind: Kind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        sha256: None,
-        ostree: None,
-        target: None,
-        rdev: None,
-        xattrs: BTreeMap::new(),
-        owners: Vec::new(),
-        text: None,
-    }
+    Entry::new(String::new(), Kind::Dir, 0o755, 0, 0)
 }
 
 impl Merged {

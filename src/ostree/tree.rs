@@ -222,21 +222,11 @@ fn entry(path: String, kind: Kind, meta: &Meta, target: Option<String>, size: u6
             xattrs.insert(name.to_string(), Hex(value.clone()));
         }
     }
-    Entry {
-        path,
-        kind,
-        mode: meta.mode & 0o7777,
-        uid: meta.uid,
-        gid: meta.gid,
-        size,
-        sha256: None,
-        target,
-        rdev: None,
-        xattrs,
-        owners: Vec::new(),
-        text: None,
-        ostree: None,
-    }
+    let mut e = Entry::new(path, kind, meta.mode & 0o7777, meta.uid, meta.gid);
+    e.size = size;
+    e.target = target;
+    e.xattrs = xattrs;
+    e
 }
 
 /// Walk the dirtrees depth-first; return every path kept, and the files
