@@ -251,3 +251,32 @@ fn sigkill_at_50_random_points_of_apply_converges_and_loses_no_var_data() {
         );
     }
 }
+
+#[test]
+fn an_rpmdb_that_sends_sqlite_in_circles_is_exit_2_not_a_hung_build() {
+    // A 512-byte database found by fuzzing: the sqlite3 shell itself never
+    // returns from `SELECT … FROM Packages` on it.
+    let tree = snapshotted();
+    fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/rpmdb-sqlite-loop.sqlite"
+        ),
+        tree.path("/usr/lib/sysimage/rpm/rpmdb.sqlite"),
+    )
+    .unwrap();
+    let before = tree_digest(tree.root());
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg(bin())
+        .args(["finalize", "--root", tree.root().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/usr/lib/sysimage/rpm/rpmdb.sqlite: the database is corrupt"),
+        "{stderr}"
+    );
+    assert_eq!(tree_digest(tree.root()), before);
+}
