@@ -1,0 +1,224 @@
+//! The fuzz targets' regression inputs, run by the normal test suite (stable
+//! Rust, no root, no rpm).
+//!
+//! `tests/fuzz_regressions/<target>/` holds inputs for the fuzz target of
+//! the same name in `fuzz/fuzz_targets/`: every crash, hang or OOM a fuzzer
+//! found (minimized), and hand-made edge cases (truncated and mutated real
+//! blobs; see the README there). Each test here feeds every file of one
+//! directory to the target's entry point and asserts what the target
+//! asserts: the call returns `Ok` or `Err` in bounded time, without a panic
+//! — not even one the code under test catches itself — plus the target's
+//! own property (a round trip, a tree left untouched).
+//!
+//! To add an input, drop the file into the directory: no code change.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::{Once, mpsc};
+use std::time::Duration;
+
+use cap_std::fs::Dir;
+use ostree_finalize::manifest::Manifest;
+use ostree_finalize::path::{decode, encode};
+use ostree_finalize::rpmdb;
+
+/// How long one input may take, in a debug build on a loaded machine. Far
+/// above what any input needs (milliseconds); a hang is a failure.
+const PER_INPUT: Duration = Duration::from_secs(60);
+
+thread_local! {
+    /// Panics seen on this thread, including ones caught by `catch_unwind`.
+    static PANICS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Count every panic, caught or not, then report it as usual.
+fn count_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.with(|n| n.set(n.get() + 1));
+            default(info);
+        }));
+    });
+}
+
+/// The regression inputs of `target`, sorted by name. There must be some:
+/// an empty directory would make the test pass without testing anything.
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions")
+        .join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .map(|e| e.expect("listing regression inputs").path())
+        .collect();
+    files.sort();
+    let inputs: Vec<_> = files
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (name, bytes)
+        })
+        .collect();
+    assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
+    inputs
+}
+
+/// Run `check` on every input of `target`, each on its own thread with a
+/// deadline, and fail listing every input that panicked or hung.
+fn run_all(target: &str, check: fn(&[u8])) {
+    count_panics();
+    let mut failures = Vec::new();
+    for (name, bytes) in inputs(target) {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("{target}/{name}"))
+            .spawn(move || {
+                let outcome = std::panic::catch_unwind(|| check(&bytes));
+                let panics = PANICS.with(Cell::get);
+                let _ = tx.send((outcome.is_err(), panics));
+            })
+            .expect("spawning a worker thread");
+        match rx.recv_timeout(PER_INPUT) {
+            Ok((false, 0)) => {}
+            Ok((false, n)) => failures.push(format!(
+                "{name}: {n} panic(s) inside the code under test (caught there)"
+            )),
+            Ok((true, _)) => failures.push(format!("{name}: panicked")),
+            // The thread is left running; the test process ends anyway.
+            Err(_) => failures.push(format!("{name}: still running after {PER_INPUT:?}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "tests/fuzz_regressions/{target}:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+/// `fuzz_targets/rpm_header.rs`: one `Packages.blob` value, as it is and
+/// with its `dl` fixed up.
+#[test]
+fn rpm_header_inputs_parse_or_fail_cleanly() {
+    run_all("rpm_header", |blob| {
+        let _ = rpmdb::parse_header_blob(blob);
+        if let Some(fixed) = with_fixed_dl(blob) {
+            let _ = rpmdb::parse_header_blob(&fixed);
+        }
+    });
+}
+
+/// `blob` with its `dl` set to the length the blob really has, or `None`
+/// when it already is or cannot be: a copy of the fuzz crate's
+/// `with_fixed_dl`, which lets the `rpm_header` fuzzer change lengths.
+fn with_fixed_dl(blob: &[u8]) -> Option<Vec<u8>> {
+    let il = u32::from_be_bytes(blob.get(0..4)?.try_into().ok()?);
+    let data_start = usize::try_from(il).ok()?.checked_mul(16)?.checked_add(8)?;
+    let dl = u32::try_from(blob.len().checked_sub(data_start)?).ok()?;
+    if blob[4..8] == dl.to_be_bytes() {
+        return None;
+    }
+    let mut fixed = blob.to_vec();
+    fixed[4..8].copy_from_slice(&dl.to_be_bytes());
+    Some(fixed)
+}
+
+/// `fuzz_targets/rpmdb_sqlite.rs`: the input as `rpmdb.sqlite` at rpm's
+/// default location; the tree must be left as it was.
+#[test]
+fn rpmdb_sqlite_inputs_read_or_fail_cleanly_and_leave_the_tree_alone() {
+    run_all("rpmdb_sqlite", |db| {
+        let tmp = tempfile::tempdir().expect("creating a tempdir");
+        let dbdir = tmp.path().join("usr/lib/sysimage/rpm");
+        std::fs::create_dir_all(&dbdir).expect("creating the rpmdb directory");
+        let file = dbdir.join("rpmdb.sqlite");
+        std::fs::write(&file, db).expect("writing the database");
+        let root = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority())
+            .expect("opening the root");
+        let _ = rpmdb::read(&root);
+        assert!(
+            std::fs::read(&file).expect("re-reading the database") == db,
+            "the reader modified rpmdb.sqlite"
+        );
+        let names: Vec<_> = std::fs::read_dir(&dbdir)
+            .expect("listing the rpmdb directory")
+            .map(|e| e.expect("listing the rpmdb directory").file_name())
+            .collect();
+        assert_eq!(names, ["rpmdb.sqlite"], "the reader left files behind");
+    });
+}
+
+/// `fuzz_targets/manifest_json.rs`: a manifest that is accepted must read
+/// back unchanged after being written.
+#[test]
+fn manifest_inputs_parse_or_fail_cleanly_and_round_trip() {
+    run_all("manifest_json", |json| {
+        let Ok(first) = Manifest::from_json(json, "fuzz.json") else {
+            return;
+        };
+        let written = first.to_json().expect("writing an accepted manifest");
+        let second = Manifest::from_json(&written, "rewritten.json")
+            .unwrap_or_else(|e| panic!("an accepted manifest does not read back: {e:#}"));
+        assert_eq!(first.version, second.version);
+        assert_eq!(first.generator, second.generator);
+        assert_eq!(first.rpmdb, second.rpmdb);
+        assert_eq!(first.packages, second.packages);
+        assert_eq!(first.entries, second.entries);
+    });
+}
+
+/// `fuzz_targets/path_roundtrip.rs`: `decode(encode(x)) == x`, the UTF-8
+/// flag is right, and `decode` never panics.
+#[test]
+fn path_inputs_round_trip() {
+    run_all("path_roundtrip", |raw| {
+        let (text, utf8) = encode(raw);
+        assert_eq!(
+            utf8,
+            std::str::from_utf8(raw).is_ok(),
+            "utf-8 flag of {raw:?}"
+        );
+        assert_eq!(decode(&text).as_deref(), Some(raw), "round trip of {raw:?}");
+        if let Ok(s) = std::str::from_utf8(raw) {
+            let _ = decode(s);
+        }
+    });
+}
+
+/// Real inputs must still be accepted: a parser that rejected everything
+/// would pass every test above.
+#[test]
+fn the_real_inputs_among_the_regressions_are_accepted() {
+    let find = |target: &str, name: &str| {
+        inputs(target)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{target}/{name} is missing"))
+            .1
+    };
+    let pkg = rpmdb::parse_header_blob(&find("rpm_header", "real-installed-header"))
+        .expect("the real header parses");
+    assert_eq!(pkg.nevra(), "base-utils-1.0-1.noarch");
+
+    let db = find("rpmdb_sqlite", "real-rows-packages-only");
+    let tmp = tempfile::tempdir().unwrap();
+    let dbdir = tmp.path().join("usr/lib/sysimage/rpm");
+    std::fs::create_dir_all(&dbdir).unwrap();
+    std::fs::write(dbdir.join("rpmdb.sqlite"), db).unwrap();
+    let root = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).unwrap();
+    let read = rpmdb::read(&root)
+        .expect("the real rows read")
+        .expect("an rpmdb");
+    let nevras: Vec<_> = read.packages.iter().map(|p| p.nevra()).collect();
+    assert_eq!(
+        nevras,
+        ["base-lib-2:1.0-1.noarch", "base-utils-1.0-1.noarch"]
+    );
+
+    let manifest = Manifest::from_json(&find("manifest_json", "real-snapshot"), "base.json")
+        .expect("the real snapshot parses");
+    assert_eq!(manifest.packages.len(), 2);
+}
