@@ -177,12 +177,12 @@ pub fn diff<'a>(base: &'a [Entry], current: &'a [Entry], opts: DiffOptions) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Hex;
+    use crate::manifest::{Checksum, Hex};
 
     fn file(path: &str, content: u8) -> Entry {
         let mut e = Entry::new(path.into(), Kind::File, 0o644, 0, 0);
         e.size = 1;
-        e.sha256 = Some(Hex(vec![content; 32]));
+        e.sha256 = Some(Checksum([content; 32]));
         e
     }
 
@@ -235,14 +235,14 @@ mod tests {
     fn against_an_ostree_base_content_is_compared_by_ostree_checksum() {
         let mut base = file("/a", 1);
         base.sha256 = None;
-        base.ostree = Some(Hex(vec![7; 32]));
+        base.ostree = Some(Checksum([7; 32]));
         // The walk computed the base's checksum for this file: unchanged,
         // whatever its SHA-256 would be.
         let mut cur = file("/a", 9);
         cur.sha256 = None;
-        cur.ostree = Some(Hex(vec![7; 32]));
+        cur.ostree = Some(Checksum([7; 32]));
         assert!(compare(&base, &cur, DiffOptions::default()).is_empty());
-        cur.ostree = Some(Hex(vec![8; 32]));
+        cur.ostree = Some(Checksum([8; 32]));
         assert_eq!(
             compare(&base, &cur, DiffOptions::default()),
             [Aspect::Content]
@@ -255,7 +255,7 @@ mod tests {
         );
         // ostree's own metadata xattr on hardlinked bare-user checkouts.
         let mut linked = cur.clone();
-        linked.ostree = base.ostree.clone();
+        linked.ostree = base.ostree;
         linked
             .xattrs
             .insert(OSTREE_META_XATTR.into(), Hex(b"meta".to_vec()));

@@ -78,6 +78,45 @@ impl<'de> Deserialize<'de> for Hex {
     }
 }
 
+/// A 32-byte content digest (SHA-256 or ostree's checksum), stored inline
+/// so an entry costs no allocation for it; written as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Checksum(pub [u8; 32]);
+
+impl Checksum {
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Checksum {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        let text = hex::encode_to_slice(self.0, &mut buf)
+            .ok()
+            .and_then(|()| std::str::from_utf8(&buf).ok())
+            .ok_or_else(|| serde::ser::Error::custom("hex encoding failed"))?;
+        s.serialize_str(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Checksum {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text.as_bytes(), &mut out)
+            .map_err(|e| serde::de::Error::custom(format!("not a 64-digit hex digest: {e}")))?;
+        Ok(Checksum(out))
+    }
+}
+
 /// One path of a tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,7 +137,7 @@ pub struct Entry {
     pub size: u64,
     /// SHA-256 of a regular file's content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<Hex>,
+    pub sha256: Option<Checksum>,
     /// ostree's content checksum (SHA-256 over the file header — uid, gid,
     /// mode, symlink target, xattrs — and the content), for a base read
     /// from an ostree commit. In a tree compared with such a base, a base
@@ -106,7 +145,7 @@ pub struct Entry {
     /// file's content, so it equals the base's exactly when the content is
     /// unchanged (see [`crate::ostree`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ostree: Option<Hex>,
+    pub ostree: Option<Checksum>,
     /// Symlink target, encoded like paths.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -230,9 +269,11 @@ impl Manifest {
             Some(0) => bail!("{origin}: base reference format 0 is not valid"),
             Some(_) => {}
         }
-        let manifest: Manifest = serde_json::from_slice(bytes)
+        let mut manifest: Manifest = serde_json::from_slice(bytes)
             .with_context(|| format!("{origin}: corrupt base reference"))?;
         manifest.validate(origin)?;
+        // Growth by doubling leaves up to half the vector unused.
+        manifest.entries.shrink_to_fit();
         Ok(manifest)
     }
 
@@ -260,8 +301,7 @@ impl Manifest {
                     e.path
                 );
             }
-            let digest_ok = |h: &Option<Hex>| h.as_ref().is_some_and(|h| h.0.len() == 32);
-            if e.kind == Kind::File && !digest_ok(&e.sha256) && !digest_ok(&e.ostree) {
+            if e.kind == Kind::File && e.sha256.is_none() && e.ostree.is_none() {
                 bail!(
                     "{origin}: corrupt base reference: {} has no valid sha256",
                     e.path
@@ -301,6 +341,17 @@ mod tests {
             packages: vec![],
             entries: vec![Entry::new("/".into(), Kind::Dir, 0o755, 0, 0)],
         }
+    }
+
+    #[test]
+    fn an_entry_stays_compact() {
+        // 133k of these per tree, two trees in memory: every word counts
+        // against the 150 MB budget for a whole OS.
+        assert!(
+            std::mem::size_of::<Entry>() <= 224,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{Entry, Hex, Kind};
+use crate::manifest::{Checksum, Entry, Hex, Kind};
 use crate::path;
 
 /// Top-level paths never scanned: API filesystems and the ostree repo.
@@ -157,27 +157,36 @@ fn walk_in_pool(root: &Dir, opts: &WalkOptions) -> Result<Tree> {
         .context("cannot open the root directory")?;
     top.xattrs = fd_xattrs(&fd).context("/: cannot read xattrs")?;
     let mut out = ctx.walk_dir(root, "/")?;
-    out.nodes.push(Node::Entry(top));
-    let mut tree = Tree::default();
-    for node in out.nodes {
-        match node {
-            Node::Entry(e) => tree.entries.push(e),
-            Node::Mount(p) => tree.mounts.push(p),
-        }
-    }
+    out.entries.push(top);
+    let mut tree = Tree {
+        entries: out.entries,
+        mounts: out.mounts,
+    };
     tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    // Growth by doubling leaves up to half the vector unused; give it back
+    // (a large block is remapped, not copied).
+    tree.entries.shrink_to_fit();
     tree.mounts.sort();
     Ok(tree)
 }
 
-enum Node {
-    Entry(Entry),
-    Mount(String),
-}
-
+/// What a part of the walk found. Directories' results are appended to
+/// their parent's, so each entry is moved a few times but stored once.
 #[derive(Default)]
 struct Nodes {
-    nodes: Vec<Node>,
+    entries: Vec<Entry>,
+    mounts: Vec<String>,
+}
+
+impl Nodes {
+    fn append(mut self, mut other: Nodes) -> Nodes {
+        if self.entries.len() < other.entries.len() {
+            std::mem::swap(&mut self.entries, &mut other.entries);
+        }
+        self.entries.append(&mut other.entries);
+        self.mounts.append(&mut other.mounts);
+        self
+    }
 }
 
 struct Walker<'a> {
@@ -199,21 +208,24 @@ impl Walker<'_> {
             let entry = entry.with_context(|| format!("{dir_path}: cannot list directory"))?;
             names.push(entry.file_name());
         }
-        let parts = names
+        names
             .par_iter()
-            .map(|name| self.visit(dir, dir_path, name))
-            .collect::<Result<Vec<Nodes>>>()?;
-        let mut out = Nodes::default();
-        for mut part in parts {
-            out.nodes.append(&mut part.nodes);
-        }
-        Ok(out)
+            .try_fold(Nodes::default, |out, name| {
+                self.visit(dir, dir_path, name, out)
+            })
+            .try_reduce(Nodes::default, |a, b| Ok(a.append(b)))
     }
 
-    fn visit(&self, parent: &Dir, parent_path: &str, name: &OsStr) -> Result<Nodes> {
+    /// Record `name` (and, for a directory, everything under it) in `out`.
+    fn visit(
+        &self,
+        parent: &Dir,
+        parent_path: &str,
+        name: &OsStr,
+        mut out: Nodes,
+    ) -> Result<Nodes> {
         let (encoded, _) = path::encode(name.as_bytes());
         let full = path::join(parent_path, &encoded);
-        let mut out = Nodes::default();
         if self.skipped(&full) {
             return Ok(out);
         }
@@ -225,7 +237,7 @@ impl Walker<'_> {
         )
         .with_context(|| format!("{full}: cannot stat"))?;
         if self.is_mount(&st) {
-            out.nodes.push(Node::Mount(full));
+            out.mounts.push(full);
             return Ok(out);
         }
         let mut entry = entry_from_statx(full, &st);
@@ -237,7 +249,7 @@ impl Walker<'_> {
                 entry.xattrs = fd_xattrs(&sub)
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
                 if !self.opts.opaque.contains(&entry.path) {
-                    out = self.walk_dir(&sub, &entry.path)?;
+                    out = out.append(self.walk_dir(&sub, &entry.path)?);
                 }
             }
             Kind::File => {
@@ -248,13 +260,13 @@ impl Walker<'_> {
                 let keep = self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size);
                 let base = self.opts.ostree.as_deref().and_then(|b| b.get(&entry.path));
                 if let Some(base) = base.filter(|b| !keep && is_object(b, &st)) {
-                    entry.ostree = Some(Hex(base.checksum.to_vec()));
+                    entry.ostree = Some(Checksum(base.checksum));
                     crate::progress::add_file(0);
                 } else {
                     let prefix = base.map_or(&[][..], |b| b.header.bytes());
                     let (digest, text) = hash_file(fd, &st, keep, prefix)
                         .with_context(|| format!("{}: cannot read", entry.path))?;
-                    let digest = Some(Hex(digest.to_vec()));
+                    let digest = Some(Checksum(digest));
                     match base {
                         Some(_) => entry.ostree = digest,
                         None => entry.sha256 = digest,
@@ -270,7 +282,7 @@ impl Walker<'_> {
             }
             _ => entry.xattrs = path_xattrs(parent, name),
         }
-        out.nodes.push(Node::Entry(entry));
+        out.entries.push(entry);
         Ok(out)
     }
 

@@ -329,7 +329,7 @@ fn checksums_and_metadata_match_ostree_ls_in_every_repo_mode() {
             );
             assert_eq!(e.target, l.target, "{}: {path}", repo.display());
             if l.kind != 'd' {
-                let sum = e.ostree.as_ref().map(|h| hex::encode(&h.0));
+                let sum = e.ostree.map(|h| h.to_hex());
                 assert_eq!(
                     sum.as_deref(),
                     Some(l.checksum.as_str()),
@@ -370,7 +370,7 @@ fn checksums_and_metadata_match_ostree_ls_in_every_repo_mode() {
             let e = tree
                 .get(path)
                 .unwrap_or_else(|| panic!("{path} not walked"));
-            let sum = e.ostree.as_ref().map(|h| hex::encode(&h.0));
+            let sum = e.ostree.map(|h| h.to_hex());
             assert_eq!(
                 sum.as_deref(),
                 Some(l.checksum.as_str()),

@@ -1026,7 +1026,7 @@ impl<'a> Planner<'a> {
                         gid: e.gid,
                         target: e.target.clone(),
                     },
-                    e.sha256.as_ref().map(|h| h.0.clone()),
+                    e.sha256.map(|h| h.0.to_vec()),
                 )
             }));
         }

@@ -186,9 +186,9 @@ fn noun(aspects: &[Aspect]) -> &'static str {
     }
 }
 
-fn short(h: &Option<crate::manifest::Hex>) -> String {
+fn short(h: &Option<crate::manifest::Checksum>) -> String {
     h.as_ref()
-        .map(|h| hex::encode(&h.0[..h.0.len().min(6)]))
+        .map(|h| hex::encode(&h.0[..6]))
         .unwrap_or_else(|| "-".into())
 }
 

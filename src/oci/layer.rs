@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::guard::MetaGuard;
 use super::merge::{Kept, Merged};
 use super::spool::{MAX_KEPT, Spool};
-use crate::manifest::{self, Entry, Hex, Kind};
+use crate::manifest::{self, Checksum, Entry, Hex, Kind};
 use crate::path;
 
 /// The files of an rpm database that are kept: the packages file of each
@@ -260,7 +260,7 @@ fn hash_content<R: Read>(
         }
     }
     e.size = total;
-    e.sha256 = Some(Hex(hasher.finalize().to_vec()));
+    e.sha256 = Some(Checksum(hasher.finalize().into()));
     e.text = text
         .filter(|t| t.len() as u64 == declared && !t.contains(&0))
         .and_then(|t| String::from_utf8(t).ok());

@@ -178,7 +178,7 @@ pub fn read(
                         entry(path, Kind::Symlink, &obj.meta, Some(target), 0)
                     }
                 };
-                e.ostree = Some(Hex(object.to_vec()));
+                e.ostree = Some(crate::manifest::Checksum(object));
                 if e.kind == Kind::File && crate::zones::text_kept(&e.path, e.size) {
                     texts.push((tree.entries.len(), object, e.size));
                 }
