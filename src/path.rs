@@ -28,8 +28,21 @@ pub fn encode(bytes: &[u8]) -> (String, bool) {
 
 /// Decode a string made by [`encode`] back to raw bytes.
 ///
-/// Returns `None` when the string holds an escape [`encode`] never writes.
+/// Returns `None` for any string [`encode`] never writes: an unknown
+/// escape, and also `\x41` or `\xFF` where `encode` writes `A` or `\xff`.
+/// Each byte string has exactly one encoding, so two spellings can never
+/// name the same file (one as a base entry, one as a change).
 pub fn decode(text: &str) -> Option<Vec<u8>> {
+    if !text.contains('\\') {
+        // UTF-8 without a backslash is its own encoding.
+        return Some(text.as_bytes().to_vec());
+    }
+    let out = decode_escapes(text)?;
+    (encode(&out).0 == text).then_some(out)
+}
+
+/// [`decode`] without the canonical-form check.
+fn decode_escapes(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len());
     let bytes = text.as_bytes();
     let mut i = 0;
@@ -126,6 +139,15 @@ mod tests {
     fn decode_rejects_unknown_escapes() {
         assert_eq!(decode("a\\q"), None);
         assert_eq!(decode("a\\x4"), None);
+    }
+
+    #[test]
+    fn decode_rejects_spellings_encode_never_writes() {
+        // Each would otherwise alias a path spelled another way.
+        for alias in ["\\x41", "bad\\xFF", "\\x+1", "\\xc3\\xa9", "a\\x5c"] {
+            assert_eq!(decode(alias), None, "{alias}");
+        }
+        assert_eq!(decode("bad\\xff").as_deref(), Some(&b"bad\xff"[..]));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod common;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -253,30 +254,54 @@ fn sigkill_at_50_random_points_of_apply_converges_and_loses_no_var_data() {
 }
 
 #[test]
-fn an_rpmdb_that_sends_sqlite_in_circles_is_exit_2_not_a_hung_build() {
-    // A 512-byte database found by fuzzing: the sqlite3 shell itself never
-    // returns from `SELECT … FROM Packages` on it.
-    let tree = snapshotted();
-    fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/rpmdb-sqlite-loop.sqlite"
+fn an_rpmdb_whose_packages_is_code_not_data_is_exit_2_at_once() {
+    // Hand-made hostile schemas (tests/fuzz_regressions/rpmdb_sqlite): a
+    // view or generated column lets a 512-byte file produce endless rows or
+    // gigabyte values. Before the schema check, the first hung the build,
+    // the second filled /var/tmp with ~10 GB, the third took 2 GB of memory.
+    let cases = [
+        ("view-recursive-never-ends", "Packages is a view"),
+        ("view-valid-headers-forever", "Packages is a view"),
+        ("view-zeroblob-1g", "Packages is a view"),
+        ("view-named-in-upper-case", "Packages is a view"),
+        ("virtual-table-fts5", "Packages is a virtual table"),
+        (
+            "generated-blob-column",
+            "Packages.blob is a generated column",
         ),
-        tree.path("/usr/lib/sysimage/rpm/rpmdb.sqlite"),
-    )
-    .unwrap();
-    let before = tree_digest(tree.root());
-    let out = Command::new("timeout")
-        .arg("120")
-        .arg(bin())
-        .args(["finalize", "--root", tree.root().to_str().unwrap()])
-        .output()
+    ];
+    let tree = snapshotted();
+    let db = tree.path("/usr/lib/sysimage/rpm/rpmdb.sqlite");
+    let good = fs::read(&db).unwrap();
+    for (file, why) in cases {
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fuzz_regressions/rpmdb_sqlite")
+                .join(file),
+            &db,
+        )
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("/usr/lib/sysimage/rpm/rpmdb.sqlite: the database is corrupt"),
-        "{stderr}"
-    );
-    assert_eq!(tree_digest(tree.root()), before);
+        let before = tree_digest(tree.root());
+        let started = std::time::Instant::now();
+        let out = Command::new("timeout")
+            .arg("120")
+            .arg(bin())
+            .args(["finalize", "--root", tree.root().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains("/usr/lib/sysimage/rpm/rpmdb.sqlite") && stderr.contains(why),
+            "{file}: {stderr}"
+        );
+        // Refused before any query runs, not stopped by a step limit.
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "{file}: took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(tree_digest(tree.root()), before, "{file}");
+    }
+    fs::write(&db, good).unwrap();
 }

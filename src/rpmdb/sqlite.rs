@@ -59,6 +59,7 @@ impl DbCopy {
         let mut conn = Connection::open_with_flags(&local, flags)?;
         bound_work(&mut conn)?;
         check_complete(&conn, &local)?;
+        check_schema(&conn)?;
         Ok(DbCopy {
             _dir: dir,
             conn,
@@ -97,7 +98,6 @@ impl DbCopy {
     }
 }
 
-/// `file` with `suffix` appended to its name.
 /// sqlite virtual-machine steps between progress callbacks.
 const STEPS_PER_CALL: i32 = 10_000;
 /// Callbacks before a query is interrupted: about 10^8 steps, seconds of
@@ -119,6 +119,7 @@ fn bound_work(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// `file` with `suffix` appended to its name.
 fn with_suffix(file: &Path, suffix: &str) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(suffix);
@@ -157,10 +158,108 @@ fn check_complete(conn: &Connection, local: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The largest value sqlite may build: rpm's own limit on a header's data
+/// (`HEADER_DATA_MAX`, 256 MiB). Nothing in a real rpmdb comes close.
+const MAX_VALUE: i32 = 256 << 20;
+
+/// Refuse a schema rpm never writes before running any query on it.
+///
+/// rpm's `Packages` is an ordinary table (`hnum INTEGER PRIMARY KEY, blob
+/// BLOB`), whose rows are bounded by the file's size. A view, a virtual
+/// table or generated columns are code the database brings along: a
+/// recursive view can produce rows forever, each as large as it likes,
+/// which sqlite would sort in a temporary file until the disk is full.
+/// Schema code is also barred from functions with side effects
+/// (`trusted_schema`), and no value may exceed [`MAX_VALUE`].
+fn check_schema(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "trusted_schema", "OFF")?;
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE)?;
+    let found: Option<(String, String)> = conn
+        .query_row(
+            "SELECT type, coalesce(sql, '') FROM sqlite_schema \
+             WHERE name = 'Packages' COLLATE NOCASE",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let Some((kind, sql)) = found else {
+        anyhow::bail!("not an rpm database: it has no Packages table");
+    };
+    let virtual_table = sql
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("CREATE VIRTUAL");
+    ensure!(
+        kind == "table" && !virtual_table,
+        "not an rpm database: Packages is a {}, not an ordinary table",
+        if virtual_table {
+            "virtual table"
+        } else {
+            kind.as_str()
+        }
+    );
+    let mut stmt = conn.prepare("SELECT name, hidden FROM pragma_table_xinfo('Packages')")?;
+    let columns = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for want in ["hnum", "blob"] {
+        let column = columns
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(want));
+        match column {
+            None => anyhow::bail!("not an rpm database: Packages has no {want} column"),
+            Some((_, 0)) => {}
+            Some(_) => anyhow::bail!(
+                "not an rpm database: Packages.{want} is a generated column, not stored data"
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Copy one file out of the tree into a fresh private file.
 fn copy_out(root: &Dir, from: &Path, to: &Path) -> Result<()> {
     let mut src = root.open(from)?;
     let mut dst = File::create_new(to)?;
     io::copy(&mut src, &mut dst)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_that_never_ends_is_interrupted() {
+        // The schema check refuses views, so no rpmdb reaches this today;
+        // the step limit stays as the bound for whatever sqlite does next.
+        let mut conn = Connection::open_in_memory().unwrap();
+        bound_work(&mut conn).unwrap();
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT count(*) FROM c";
+        let err = conn
+            .query_row(endless, [], |r| r.get::<_, i64>(0))
+            .unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::OperationInterrupted)
+        );
+    }
+
+    #[test]
+    fn values_past_rpms_header_limit_are_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB)")
+            .unwrap();
+        check_schema(&conn).unwrap();
+        let too_big = format!("SELECT length(zeroblob({}))", MAX_VALUE as i64 + 1);
+        assert!(
+            conn.query_row(&too_big, [], |r| r.get::<_, i64>(0))
+                .is_err()
+        );
+    }
 }
