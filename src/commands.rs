@@ -27,8 +27,26 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ostree-finalize: error: {e:#}");
+            if let Some(hint) = hint(&e) {
+                eprintln!("ostree-finalize: hint: {hint}");
+            }
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// What to do about an error whose cause says nothing about the fix.
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    let io_kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    match io_kind {
+        Some(std::io::ErrorKind::StorageFull) => Some(
+            "the filesystem is full. Free space and run the same command again: \
+             a rewrite stopped part-way resumes where it stopped, and no /var data is lost",
+        ),
+        _ => None,
     }
 }
 

@@ -305,3 +305,112 @@ fn an_rpmdb_whose_packages_is_code_not_data_is_exit_2_at_once() {
     }
     fs::write(&db, good).unwrap();
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// `None` (with the reason) where this process may not mount.
+    fn mount(size: &str) -> Result<SmallFs, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(SmallFs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_up_during_the_rewrite_is_exit_2_and_a_rerun_converges() {
+    let template = snapshotted();
+    fs::create_dir_all(template.path("/var/lib/app")).unwrap();
+    // /var data is copied to /usr/share/factory before /var is emptied, so
+    // the rewrite needs this much again.
+    let big: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 4096) as u8).collect();
+    fs::write(template.path("/var/lib/app/big.db"), &big).unwrap();
+    fs::write(template.path("/var/lib/app/small"), b"small\n").unwrap();
+    let reference = clone_tree(&template);
+    finalize(&reference, &[]).expect_code(0);
+    let expected = tree_digest(reference.root());
+
+    let small = match SmallFs::mount("48m") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIP: cannot mount a small tmpfs here: {why}");
+            return;
+        }
+    };
+    let root = small.path().join("root");
+    sh(
+        "cp",
+        &[
+            "-a",
+            template.root().to_str().unwrap(),
+            root.to_str().unwrap(),
+        ],
+    );
+    // Leave about 1 MiB free: less than big.db.
+    let free = |p: &Path| {
+        let out = sh("df", &["--output=avail", "-B1", p.to_str().unwrap()]);
+        out.lines().nth(1).unwrap().trim().parse::<u64>().unwrap()
+    };
+    let filler = small.path().join("filler");
+    let fill = free(small.path()).saturating_sub(1 << 20);
+    fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+    assert!(free(small.path()) < big.len() as u64);
+
+    let out = Command::new(bin())
+        .args(["finalize", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    eprintln!("finalize on a full disk said:\n{stderr}");
+    assert!(
+        stderr.contains("No space left on device")
+            && stderr.contains("/var/lib/app/big.db")
+            && stderr.contains("Free space and run the same command again"),
+        "the message names the cause and the file: {stderr}"
+    );
+    assert_eq!(
+        fs::read(root.join("var/lib/app/big.db")).unwrap(),
+        big,
+        "the /var data is still where it was"
+    );
+
+    fs::remove_file(&filler).unwrap();
+    let out = Command::new(bin())
+        .args(["finalize", "--root", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tree_digest(&root), expected, "the rerun converges");
+}
