@@ -519,6 +519,62 @@ fn member_names_with_dotdot_or_a_leading_slash_stay_inside_the_image() {
     );
 }
 
+#[test]
+fn duplicate_members_in_one_layer_the_last_one_wins() {
+    // As unpacking does: each member overwrites what an earlier one wrote.
+    let top = Layer::new()
+        .finalized()
+        // Changed, then put back: no change.
+        .file("usr/bin/tool", "tool v2\n", 0o755)
+        .file("usr/bin/tool", "tool v1\n", 0o755)
+        // The base content first, then changed: a change.
+        .file("usr/lib/libx.so", "libx\n", 0o644)
+        .file("usr/lib/libx.so", "evil\n", 0o644)
+        // A new directory, then a file in its place: one added file.
+        .dir("usr/share/dup", 0o755)
+        .file("usr/share/dup/inner", "x", 0o644)
+        .file("usr/share/dup", "file now\n", 0o644);
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(
+        &out,
+        1,
+        &[
+            f("base-modified", Some("/usr/lib/libx.so"), "deny"),
+            unlabeled(),
+        ],
+    );
+    let msg = out.json()["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The later member's content, not the earlier one's.
+    assert!(
+        msg.contains(&format!("→ {}", &sha(b"evil\n")[..12])),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_write_through_a_symlink_member_never_reaches_its_target() {
+    // A symlink to a base directory, then a file "under" it, in the same
+    // layer; and a file under the base's own /lib -> usr/lib. Neither may
+    // change /usr/lib/libx.so: the file's directory replaces the symlink.
+    let top = Layer::new()
+        .finalized()
+        .symlink("usr/escape", "/usr/lib")
+        .file("usr/escape/libx.so", "evil\n", 0o644)
+        .symlink("usr/up", "../../../../usr/lib")
+        .file("usr/up/libx.so", "evil\n", 0o644)
+        .file("lib/libx.so", "evil\n", 0o644);
+    let (_t, dir) = fixture(top, Z::Plain, &[]);
+    assert_findings(
+        &lint_fixture(&dir, &[]),
+        1,
+        &[f("base-modified", Some("/lib"), "deny"), unlabeled()],
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Broken and hostile images: exit 2, naming the file
 
