@@ -311,6 +311,14 @@ fn unlabeled() -> (String, Option<String>, String) {
     f("override-unlabeled", None, "deny")
 }
 
+/// The message of the first finding (findings are sorted by level).
+fn first_message(out: &Outcome) -> String {
+    out.json()["findings"][0]["message"]
+        .as_str()
+        .expect("a finding with a message")
+        .to_string()
+}
+
 #[track_caller]
 fn assert_findings(out: &Outcome, code: i32, want: &[(String, Option<String>, String)]) {
     assert_eq!(found(out), want, "\n{out}");
@@ -377,10 +385,7 @@ fn whiteout_under_a_symlinked_directory_never_reaches_the_target() {
         1,
         &[f("base-modified", Some("/lib"), "deny"), unlabeled()],
     );
-    let msg = out.json()["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = first_message(&out);
     assert!(msg.contains("symlink → directory"), "{msg}");
 }
 
@@ -404,10 +409,7 @@ fn hardlinks_take_their_targets_content() {
             unlabeled(),
         ],
     );
-    let msg = out.json()["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = first_message(&out);
     assert!(msg.contains("mode 0644 → 0755"), "{msg}");
 }
 
@@ -475,10 +477,7 @@ fn xattr_only_change_is_base_modified_and_overlay_internals_are_ignored() {
             unlabeled(),
         ],
     );
-    let msg = out.json()["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = first_message(&out);
     assert!(msg.contains("xattr security.capability added"), "{msg}");
 }
 
@@ -544,10 +543,7 @@ fn duplicate_members_in_one_layer_the_last_one_wins() {
             unlabeled(),
         ],
     );
-    let msg = out.json()["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = first_message(&out);
     // The later member's content, not the earlier one's.
     assert!(
         msg.contains(&format!("→ {}", &sha(b"evil\n")[..12])),
@@ -852,10 +848,7 @@ fn an_override_without_the_label_is_denied_even_with_allow_overrides() {
             f("base-removed", Some("/usr/lib/libx.so"), "warn"),
         ],
     );
-    let msg = out.json()["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = first_message(&out);
     assert!(msg.contains("base-removed /usr/lib/libx.so"), "{msg}");
     assert!(msg.contains("only \"true\" counts"), "{msg}");
 }
