@@ -59,8 +59,9 @@ const OVERWRITE: &str = r#"RUN printf '#!/bin/sh\necho patched base-tool\n' > /u
 /// transport, and the tool's binary as its RPM ships it.
 struct Env {
     buildah: Buildah,
-    /// `packaging/build-rpm`'s RPM.
-    tool_rpm: PathBuf,
+    /// `packaging/build-rpm`'s RPMs: the tool, then its `ostree container`
+    /// name.
+    tool_rpms: [PathBuf; 2],
     /// `/usr/bin/ostree-finalize` from that RPM (copied out of the tree).
     tool: PathBuf,
     /// Where images are pushed.
@@ -174,11 +175,10 @@ fn setup() -> Env {
             .arg(work.join("rpm"))
             .env_remove("LD_LIBRARY_PATH"),
     );
-    let tool_rpm = PathBuf::from(
-        out.lines()
-            .last()
-            .expect("build-rpm printed the RPM's path"),
-    );
+    let paths: Vec<PathBuf> = out.lines().map(PathBuf::from).collect();
+    let tool_rpms: [PathBuf; 2] = paths
+        .try_into()
+        .unwrap_or_else(|p| panic!("build-rpm printed two RPM paths, not {p:?}"));
     eprintln!("e2e: tool RPM built in {:?}", started.elapsed());
 
     // The base tree; the tool from its RPM.
@@ -187,7 +187,7 @@ fn setup() -> Env {
         Command::new(repo().join("tests/e2e/assemble-base.sh"))
             .arg(&tree)
             .arg(rpms)
-            .arg(&tool_rpm)
+            .args(&tool_rpms)
             // cargo test points this at the toolchain: ldd must see the
             // host's own library paths.
             .env_remove("LD_LIBRARY_PATH"),
@@ -228,7 +228,7 @@ fn setup() -> Env {
     eprintln!("e2e: base image ready in {:?}", started.elapsed());
     Env {
         buildah,
-        tool_rpm,
+        tool_rpms,
         tool,
         images,
         _scratch: scratch,
@@ -485,29 +485,48 @@ fn summary(json: &Value) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn tool_rpm_ships_one_static_binary_under_both_names() {
+fn tool_rpms_ship_one_static_binary_and_its_ostree_container_name() {
     let Some(env) = env() else { return };
-    let rpm = env.tool_rpm.to_str().unwrap();
-    let files = common::sh(
-        "rpm",
-        &["-qp", "--qf", "[%{FILENAMES} %{FILEINODES}\n]", rpm],
-    );
-    let inode = |path: &str| {
-        files
-            .lines()
-            .find_map(|l| l.strip_prefix(path)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("{path} not in the RPM:\n{files}"))
-            .to_string()
+    let [main, ext] = &env.tool_rpms;
+    let query = |rpm: &PathBuf, args: &[&str]| {
+        let mut all = vec!["-qp"];
+        all.extend_from_slice(args);
+        all.push(rpm.to_str().unwrap());
+        common::sh("rpm", &all)
     };
     assert_eq!(
-        inode("/usr/bin/ostree-finalize"),
-        inode("/usr/libexec/libostree/ext/ostree-container"),
-        "the two names are one hard-linked file:\n{files}"
+        query(main, &["--qf", "[%{FILENAMES}\n]"])
+            .lines()
+            .filter(|f| f.contains("/bin/") || f.contains("/libexec/"))
+            .collect::<Vec<_>>(),
+        ["/usr/bin/ostree-finalize"],
+        "the main package has the binary and never ostree's dispatch path"
+    );
+    // The dispatch path is a symlink to the binary, in a package that gives
+    // way to rpm-ostree, which owns it on Fedora CoreOS and RHEL CoreOS.
+    let links = query(ext, &["--qf", "[%{FILENAMES} -> %{FILELINKTOS}\n]"]);
+    assert!(
+        links
+            .lines()
+            .any(|l| l
+                == "/usr/libexec/libostree/ext/ostree-container -> ../../../bin/ostree-finalize"),
+        "{links}"
+    );
+    let conflicts = query(ext, &["--conflicts"]);
+    assert!(
+        conflicts.lines().any(|c| c.trim() == "rpm-ostree"),
+        "{conflicts}"
+    );
+    let requires = query(ext, &["--requires"]);
+    assert!(
+        requires
+            .lines()
+            .any(|r| r.starts_with("ostree-finalize = ")),
+        "{requires}"
     );
     // Static: nothing but rpmlib features is required, so it installs into
     // any base image.
-    let requires = common::sh("rpm", &["-qp", "--requires", rpm]);
-    for req in requires.lines() {
+    for req in query(main, &["--requires"]).lines() {
         assert!(req.starts_with("rpmlib("), "unexpected Requires {req:?}");
     }
     let file = common::sh("file", &["-b", env.tool.to_str().unwrap()]);

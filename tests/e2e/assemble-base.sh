@@ -1,7 +1,7 @@
 #!/bin/bash
 # Assemble the root filesystem of the end-to-end test's base OS image.
 #
-#   tests/e2e/assemble-base.sh ROOT RPMDIR TOOL_RPM
+#   tests/e2e/assemble-base.sh ROOT RPMDIR TOOL_RPM...
 #
 # On top of tests/fixtures/make-base-tree.sh (the skeleton and a real sqlite
 # rpmdb at /usr/lib/sysimage/rpm with base-utils and base-lib), it adds what
@@ -15,21 +15,23 @@
 # - the real ostree binary and its libraries, so that
 #   `RUN ostree container finalize` goes through ostree's own
 #   external-command dispatch;
-# - ostree-finalize, installed from its own RPM (TOOL_RPM, made by
-#   packaging/build-rpm) with rpm --root.
+# - ostree-finalize, installed from its own RPMs (TOOL_RPM..., made by
+#   packaging/build-rpm: the tool and its `ostree container` name) with
+#   rpm --root.
 #
 # Everything copied from the host is owned by no package in the tree's
 # rpmdb, as on an image whose libraries came from elsewhere; the tests only
 # touch the fixture packages. Must run as root.
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 ROOT RPMDIR TOOL_RPM" >&2
+if [ $# -lt 3 ]; then
+    echo "usage: $0 ROOT RPMDIR TOOL_RPM..." >&2
     exit 2
 fi
 root="$1"
 rpmdir="$2"
-tool_rpm="$3"
+shift 2
+tool_rpms=("$@")
 dbpath=/usr/lib/sysimage/rpm
 fixtures="$(cd "$(dirname "${BASH_SOURCE[0]}")/../fixtures" && pwd)"
 
@@ -91,15 +93,17 @@ force_debian=()
 if [[ "$(rpm --help 2>/dev/null)" == *--force-debian* ]]; then
     force_debian=(--force-debian)
 fi
-rpm --root "$root" --dbpath "$dbpath" "${force_debian[@]}" -i --noscripts "$tool_rpm"
+rpm --root "$root" --dbpath "$dbpath" "${force_debian[@]}" -i --noscripts "${tool_rpms[@]}"
 
-# Check what we built: the tool is owned by its package and both names are
+# Check what we built: each name is owned by its package and both lead to
 # the same file; rpm and ostree run inside the tree.
 rpm_q() { rpm --root "$root" --dbpath "$dbpath" "$@"; }
-for p in /usr/bin/ostree-finalize /usr/libexec/libostree/ext/ostree-container; do
-    [[ "$(rpm_q -qf "$p")" == ostree-finalize-* ]] || die "$p is not owned by ostree-finalize"
-done
-[ "$root/usr/bin/ostree-finalize" -ef "$root/usr/libexec/libostree/ext/ostree-container" ] \
+[[ "$(rpm_q -qf /usr/bin/ostree-finalize)" == ostree-finalize-[0-9]* ]] \
+    || die "/usr/bin/ostree-finalize is not owned by ostree-finalize"
+ext=/usr/libexec/libostree/ext/ostree-container
+[[ "$(rpm_q -qf "$ext")" == ostree-finalize-ostree-container-* ]] \
+    || die "$ext is not owned by ostree-finalize-ostree-container"
+[ "$root/usr/bin/ostree-finalize" -ef "$root$ext" ] \
     || die "the two names of the tool are not one file"
 chroot "$root" /usr/bin/rpm -q ostree-finalize >/dev/null || die "rpm does not run in the tree"
 chroot "$root" /usr/bin/ostree --version >/dev/null || die "ostree does not run in the tree"
