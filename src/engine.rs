@@ -206,20 +206,10 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
     if let Some(arg) = base
         && let Some(spec) = crate::ostree::Spec::parse(arg.as_os_str())
     {
-        let spec = spec?;
-        let dir = rootfs::open_ambient_dir(&spec.repo, "the ostree repository")?;
-        let name = spec.repo.display().to_string();
-        let repo = crate::ostree::open_repo(dir, &name)?;
-        let commit = crate::ostree::resolve(&repo, spec.rev.as_deref())?;
-        let label = format!("{}{}", crate::ostree::SCHEME, name);
-        let label = match &spec.rev {
-            Some(rev) => format!("{label}:{rev}"),
-            None => label,
-        };
-        return ostree_base(root, &repo, &commit, &label);
+        return load_ostree(root, &spec?);
     }
     let (bytes, origin) = match base {
-        Some(file) => (rootfs::read_ambient_file(file)?, file.display().to_string()),
+        Some(file) => (read_base_file(file)?, file.display().to_string()),
         None => {
             let origin = manifest::DEFAULT_MANIFEST.to_string();
             match root.read(&origin[1..]) {
@@ -249,6 +239,24 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
     })
 }
 
+/// `--base ostree:REPO[:REF-OR-CHECKSUM]`: the commit, read from a host
+/// repository, compared with the tree at `root`.
+pub fn load_ostree(root: &Dir, spec: &crate::ostree::Spec) -> Result<Base> {
+    let opened = crate::ostree::open(spec)?;
+    ostree_base(root, &opened.repo, &opened.commit, &opened.label)
+}
+
+/// Read an ostree commit's tree by the walk's rules ([`walk_options`]),
+/// before its package set is chosen: for `lint --image`, which hashes the
+/// image's layers against it and then finishes it with the image's own
+/// records ([`crate::ostree::CommitBase::finish`]).
+pub fn read_ostree(opened: &crate::ostree::Opened) -> Result<crate::ostree::CommitBase> {
+    let progress = crate::progress::Progress::start("reading the base commit");
+    let base = crate::ostree::read(&opened.repo, &opened.commit, &opened.label, &walk_options())?;
+    drop(progress);
+    Ok(base)
+}
+
 /// Read an ostree commit as the base.
 fn ostree_base(
     root: &Dir,
@@ -265,4 +273,69 @@ fn ostree_base(
         sha256: hex::encode(loaded.commit),
         ostree: Some(loaded.files),
     })
+}
+
+/// `--base FILE`: a host file named on the command line. A missing file
+/// whose name is an image reference (`oci:DIR`, `docker://…`, an
+/// rpm-ostree `ostree-unverified-registry:…`) is an error saying so.
+pub fn read_base_file(file: &std::path::Path) -> Result<Vec<u8>> {
+    if !file.exists()
+        && let Some(hint) = misplaced_reference(&file.to_string_lossy())
+    {
+        anyhow::bail!("--base {}: {hint}", file.display());
+    }
+    rootfs::read_ambient_file(file)
+}
+
+/// What to pass instead when `--base` names an image, not a file.
+fn misplaced_reference(arg: &str) -> Option<String> {
+    let (prefix, _) = arg.split_once(':')?;
+    let image = "--base takes a file written by `ostree-finalize snapshot` or an ostree \
+                 commit (ostree:REPO[:REF]);";
+    match prefix {
+        "oci" | "oci-archive" | "docker-archive" => Some(format!(
+            "this is an image reference. {image} lint the image against its base image \
+             with `ostree-finalize lint --image REF --base-image {arg}`"
+        )),
+        "docker" | "containers-storage" | "docker-daemon" | "registry" => Some(format!(
+            "this is an image reference. {image} copy the base image with `skopeo copy \
+             {arg} oci:DIR:TAG` and lint against it with --base-image oci:DIR:TAG"
+        )),
+        "ostree-unverified-registry"
+        | "ostree-unverified-image"
+        | "ostree-remote-registry"
+        | "ostree-remote-image"
+        | "ostree-image-signed" => Some(format!(
+            "this is an ostree container image reference. {image} copy the image it names \
+             with `skopeo copy docker://… oci:DIR:TAG` and lint against it with \
+             --base-image oci:DIR:TAG, or pass the commit it was made from as \
+             --base ostree:REPO[:REF]"
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_base_file_named_like_an_image_says_what_to_pass() {
+        for (arg, want) in [
+            ("oci:/tmp/none:base", "--base-image oci:/tmp/none:base"),
+            (
+                "docker://registry.example/os:1",
+                "skopeo copy docker://registry.example/os:1",
+            ),
+            (
+                "ostree-unverified-registry:registry.example/os:1",
+                "--base ostree:REPO[:REF]",
+            ),
+        ] {
+            let err = read_base_file(std::path::Path::new(arg)).unwrap_err();
+            assert!(format!("{err:#}").contains(want), "{arg}: {err:#}");
+        }
+        let err = read_base_file(std::path::Path::new("/nonexistent/base.json")).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+    }
 }

@@ -25,7 +25,8 @@
 //! rewrite (/var to tmpfiles.d, users to sysusers.d, runtime cleaned);
 //! [`policy`] turns a YAML policy into levels and waivers; [`record`] is
 //! what finalize leaves in the image; [`lint`] checks finished images
-//! (read through [`oci`]) with the same engine; [`apply`] bakes an
+//! (read through [`oci`], hashed against an ostree commit by
+//! [`oci::against`]) with the same engine; [`apply`] bakes an
 //! Ignition or Butane config into the tree, add-only.
 //!
 //! `Err` means the tool could not do its job (exit 2); a finding means the

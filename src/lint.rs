@@ -10,11 +10,18 @@
 //! Flags are parsed by clap into [`LintArgs`], then resolved once into
 //! [`Settings`] (references parsed, the base source chosen) before any
 //! file is read.
+//!
+//! Against an ostree commit (`--base ostree:REPO[:REF]`), the commit's tree
+//! is read first, as `finalize` reads it ([`engine::read_ostree`]); the
+//! image's layers are then hashed against it in their one pass
+//! ([`crate::oci::against`]), and the base package set is chosen last,
+//! from the image's own records when it has them, as `finalize` chooses it
+//! ([`crate::ostree::CommitBase::finish`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{ArgGroup, Args};
 
 use crate::checks::Finding;
@@ -23,6 +30,7 @@ use crate::cli::{OutputArgs, RuleArgs};
 use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
 use crate::manifest::{self, Manifest};
+use crate::oci::against::Against;
 use crate::oci::reference::Reference;
 use crate::oci::{Image, ReadOptions};
 use crate::policy::{Policy, Setting};
@@ -52,10 +60,14 @@ pub struct LintArgs {
     /// the reference recorded inside an image can be rewritten by its build.
     #[arg(long, value_name = "REF", conflicts_with = "base")]
     pub base_image: Option<String>,
-    /// The base reference written by `ostree-finalize snapshot`. Default:
-    /// the one recorded in the image or rootfs, at
-    /// /usr/lib/ostree-finalize/base.json.
-    #[arg(long, value_name = "FILE")]
+    /// The base reference: a file written by `ostree-finalize snapshot`,
+    /// or ostree:REPO[:REF-OR-CHECKSUM], the ostree commit the image or
+    /// rootfs was made from, in a host repository (the ref may be left out
+    /// when the repository holds one commit). Default: the reference
+    /// recorded in the image or rootfs, at
+    /// /usr/lib/ostree-finalize/base.json; for a rootfs, else the commit of
+    /// its /sysroot/ostree/repo when that holds exactly one.
+    #[arg(long, value_name = "FILE|ostree:REPO[:REF]")]
     pub base: Option<PathBuf>,
     /// Policy and verdict flags (see the `after_help` above: no policy is
     /// read from the subject).
@@ -80,6 +92,8 @@ pub enum Subject {
 pub enum BaseFrom {
     /// `--base FILE`.
     File(PathBuf),
+    /// `--base ostree:REPO[:REF-OR-CHECKSUM]`.
+    Ostree(crate::ostree::Spec),
     /// `--base-image REF`.
     Image(Reference),
     /// Neither: the reference recorded in the subject.
@@ -109,14 +123,21 @@ impl Settings {
     pub fn from_args(args: &LintArgs) -> Result<Settings> {
         let subject = match (&args.rootfs, &args.image) {
             (Some(dir), None) => Subject::Rootfs(dir.clone()),
-            (None, Some(image)) => Subject::Image(Reference::parse(image)?),
+            (None, Some(image)) => Subject::Image(image_reference("--image", image)?),
             _ => anyhow::bail!("give exactly one of --rootfs DIR and --image REF"),
         };
         let base = match (&args.base, &args.base_image) {
-            (Some(file), None) => BaseFrom::File(file.clone()),
-            (None, Some(image)) => BaseFrom::Image(Reference::parse(image)?),
+            (Some(arg), None) => match crate::ostree::Spec::parse(arg.as_os_str()) {
+                Some(spec) => BaseFrom::Ostree(spec?),
+                None => BaseFrom::File(arg.clone()),
+            },
+            (None, Some(image)) => BaseFrom::Image(image_reference("--base-image", image)?),
             (None, None) => BaseFrom::Recorded,
-            (Some(_), Some(_)) => anyhow::bail!("give at most one of --base and --base-image"),
+            (Some(_), Some(_)) => anyhow::bail!(
+                "give at most one of --base and --base-image: the base is either the base \
+                 image (--base-image REF) or a reference (--base FILE or --base \
+                 ostree:REPO[:REF])"
+            ),
         };
         Ok(Settings {
             subject,
@@ -127,6 +148,25 @@ impl Settings {
             fatal_warnings: args.rules.fatal_warnings,
         })
     }
+}
+
+/// Parse the image reference `flag` was given; an ostree commit there is
+/// an error saying where it goes instead.
+fn image_reference(flag: &str, text: &str) -> Result<Reference> {
+    if text.starts_with(crate::ostree::SCHEME) {
+        let instead = match flag {
+            "--image" => {
+                "To lint a commit, check it out (`ostree checkout`) and pass --rootfs DIR; \
+                 to lint an image against a commit, pass --image REF --base"
+            }
+            _ => "Pass the commit the image was made from as --base",
+        };
+        anyhow::bail!(
+            "{flag} {text}: an ostree commit is not an image reference (oci:DIR[:TAG], \
+             oci-archive:FILE[:TAG] or docker-archive:FILE). {instead} ostree:REPO[:REF]."
+        );
+    }
+    Reference::parse(text)
 }
 
 /// Run `lint`; returns the exit code.
@@ -210,6 +250,20 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             let manifest = crate::snapshot::manifest_from(at_base.target);
             (contents, manifest, base_ref.to_string())
         }
+        BaseFrom::Ostree(spec) => {
+            // As finalize reads it (engine::load_ostree), in two steps: the
+            // layers are hashed against the commit's tree, and the package
+            // set may come from the image.
+            let opened = crate::ostree::open(spec)?;
+            let commit = engine::read_ostree(&opened)?;
+            let against = Against {
+                files: &commit.files,
+                repo: &opened.repo,
+            };
+            let mut contents = image.read_against(&against, opts)?;
+            let loaded = commit.finish(&opened.repo, contents.base_db.take())?;
+            (contents, loaded.manifest, loaded.origin)
+        }
         BaseFrom::File(file) => {
             let contents = image.read(opts)?;
             let (manifest, origin) = load_file(file)?;
@@ -218,14 +272,12 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
         BaseFrom::Recorded => {
             let contents = image.read(opts)?;
             let origin = format!("{} in {}", manifest::DEFAULT_MANIFEST, image.reference);
-            let bytes = contents.base_reference.as_deref().with_context(|| {
-                format!(
-                    "{}: no base reference recorded in the image ({}). Lint against the \
-                     base image with --base-image REF (or pass --base FILE)",
-                    image.reference,
-                    manifest::DEFAULT_MANIFEST
-                )
-            })?;
+            let Some(bytes) = contents.base_reference.as_deref() else {
+                anyhow::bail!(
+                    "{}",
+                    no_recorded_base(&image.reference, contents.ostree_repo)
+                );
+            };
             let manifest = Manifest::from_json(bytes, &origin)?;
             (contents, manifest, origin)
         }
@@ -239,6 +291,27 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
     })
 }
 
+/// The error for an image with no base reference recorded and no base
+/// given; `ostree_repo`: the image carries an ostree repository.
+fn no_recorded_base(image: &str, ostree_repo: bool) -> String {
+    let mut msg = format!(
+        "{image}: no base reference recorded in the image ({}). Lint against the base \
+         image it was built FROM (--base-image REF) or the ostree commit it was made from \
+         (--base ostree:REPO[:REF], REPO a host repository), or pass --base FILE",
+        manifest::DEFAULT_MANIFEST
+    );
+    if ostree_repo {
+        msg.push_str(&format!(
+            ". The image carries an ostree repository ({}), but lint does not take the base \
+             from it: the layers are hashed against the base while they are read, and that \
+             repository is itself in the layers. Lint against the image it was built FROM, \
+             or pull its commit into a host repository",
+            crate::ostree::SYSROOT_REPO
+        ));
+    }
+    msg
+}
+
 fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
     let root = rootfs::open_root(dir)?;
     let (manifest, origin, target) = match base {
@@ -249,6 +322,11 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
                 base_ref.to_string(),
                 Target::from_dir(&root)?,
             )
+        }
+        BaseFrom::Ostree(spec) => {
+            let loaded = engine::load_ostree(&root, spec)?;
+            let target = Target::from_dir_against(&root, &loaded)?;
+            (loaded.manifest, loaded.origin, target)
         }
         // As finalize loads it.
         BaseFrom::File(_) | BaseFrom::Recorded => {
@@ -275,6 +353,6 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
 /// `--base FILE`: a host file named on the command line.
 fn load_file(file: &std::path::Path) -> Result<(Manifest, String)> {
     let origin = file.display().to_string();
-    let bytes = rootfs::read_ambient_file(file)?;
+    let bytes = engine::read_base_file(file)?;
     Ok((Manifest::from_json(&bytes, &origin)?, origin))
 }

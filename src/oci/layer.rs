@@ -12,7 +12,14 @@
 //! Only two kinds of content are kept: the text of the files the walk
 //! keeps text of ([`crate::zones::text_kept`]: small `/etc` files for
 //! diffs, the files the layout planner reads) and, in the [`Spool`], the
-//! rpm database files and the recorded base reference.
+//! rpm database files and the recorded base reference; also the content
+//! objects such files may be hardlinks to, in ostree's container layout
+//! (see `keep_for`).
+//!
+//! Against a base read from an ostree commit ([`apply_against`]), a regular
+//! file the base has is hashed behind the base's file header instead, as
+//! the walk does (see [`super::against`]); against it, rpm-ostree's record
+//! of the base's rpm database ([`crate::ostree::BASE_DB`]) is kept too.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -20,10 +27,12 @@ use std::io::Read;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use super::against::Against;
 use super::guard::MetaGuard;
 use super::merge::{Kept, Merged};
 use super::spool::{MAX_KEPT, Spool};
 use crate::manifest::{self, Checksum, Entry, Hex, Kind};
+use crate::ostree::objects::FileHeader;
 use crate::path;
 
 /// The files of an rpm database that are kept: the packages file of each
@@ -102,12 +111,23 @@ pub fn classify(raw: &[u8]) -> Name {
 /// Apply one layer's tar stream to `merged`. Errors name the member. Tar
 /// metadata entries are bounded by [`super::guard`].
 pub fn apply(tar: impl Read, merged: &mut Merged, spool: &Spool) -> Result<()> {
+    apply_against(tar, merged, spool, None)
+}
+
+/// [`apply`], hashing regular files against a base read from an ostree
+/// commit when `against` is given (see the module docs).
+pub fn apply_against(
+    tar: impl Read,
+    merged: &mut Merged,
+    spool: &Spool,
+    against: Option<&Against<'_>>,
+) -> Result<()> {
     let mut archive = tar::Archive::new(MetaGuard::new(tar));
     let mut buf = vec![0u8; 256 << 10];
     for entry in archive.entries().context("not a tar stream")? {
         let mut entry = entry.context("corrupt tar stream")?;
         let raw = entry.path_bytes().into_owned();
-        member(&mut entry, &raw, merged, spool, &mut buf)
+        member(&mut entry, &raw, merged, spool, &mut buf, against)
             .with_context(|| format!("member {}", path::encode(&raw).0))?;
     }
     Ok(())
@@ -119,6 +139,7 @@ fn member<R: Read>(
     merged: &mut Merged,
     spool: &Spool,
     buf: &mut [u8],
+    against: Option<&Against<'_>>,
 ) -> Result<()> {
     let kind = entry.header().entry_type();
     if kind.is_pax_global_extensions()
@@ -142,8 +163,10 @@ fn member<R: Read>(
             }
         }
         Name::Path(p) => {
-            let (e, kept) = read_entry(entry, &p, spool, buf)?;
-            merged.put(&p, e, kept)
+            let header = against.and_then(|a| a.header_for(&p));
+            let (e, kept) = read_entry(entry, &p, spool, buf, header.as_deref(), against)?;
+            let hashed = header.filter(|_| e.kind == Kind::File);
+            merged.put_hashed(&p, e, kept, hashed)
         }
     }
 }
@@ -154,27 +177,78 @@ enum Keep {
     Nothing,
     Text,
     Spool,
+    /// Spool it if it starts like an rpm database file ([`is_db_file`]):
+    /// an ostree content object, which an rpm database path may be a
+    /// hardlink to.
+    SpoolIfDb,
 }
 
-fn keep_for(p: &str, size: u64) -> Keep {
+/// What to keep of a regular file at `p` of `size` bytes. Against an
+/// ostree base, also the files of rpm-ostree's record of the base's rpm
+/// database, and the text of content objects that hold the text the walk
+/// keeps for some base path.
+///
+/// ostree's container images keep each file's content once, at its
+/// content object's path (see [`super::against`]), every path of the
+/// commit being a hardlink to it; the hardlink takes what was kept of the
+/// object. So the objects a kept path may link to are kept too: those
+/// that look like an rpm database file, and, against an ostree base,
+/// those holding a base path's kept text.
+fn keep_for(p: &str, size: u64, against: Option<&Against<'_>>) -> Keep {
+    let base_db = against.is_some();
     let spooled = p == manifest::DEFAULT_MANIFEST
         || p.rsplit_once('/').is_some_and(|(dir, name)| {
-            crate::zones::RPMDB_DIRS.contains(&dir) && RPMDB_FILES.contains(&name)
+            (crate::zones::RPMDB_DIRS.contains(&dir) || (base_db && dir == crate::ostree::BASE_DB))
+                && RPMDB_FILES.contains(&name)
         });
     if spooled {
         Keep::Spool
     } else if crate::zones::text_kept(p, size) {
         Keep::Text
-    } else {
+    } else if !p.starts_with(super::against::OBJECTS) {
         Keep::Nothing
+    } else if size <= OBJECT_TEXT_MAX && against.is_some_and(|a| a.keeps_text(p)) {
+        Keep::Text
+    } else {
+        Keep::SpoolIfDb
     }
 }
 
+/// The largest content object whose text is kept (the largest text the
+/// walk keeps, of finalize's own generated files).
+const OBJECT_TEXT_MAX: u64 = 64 << 20;
+
+/// Bytes [`is_db_file`] looks at.
+const DB_MAGIC_LEN: usize = 16;
+
+/// Whether a file starting with `head` (its first [`DB_MAGIC_LEN`] bytes,
+/// or all of a shorter file) looks like one of the [`RPMDB_FILES`]: an
+/// sqlite database, write-ahead log or rollback journal, or a Berkeley DB
+/// hash database (either byte order).
+fn is_db_file(head: &[u8]) -> bool {
+    const SQLITE: &[u8] = b"SQLite format 3\0";
+    const JOURNAL: &[u8] = &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    const WAL: [[u8; 4]; 2] = [[0x37, 0x7f, 0x06, 0x82], [0x37, 0x7f, 0x06, 0x83]];
+    const BDB_HASH: u32 = 0x0006_1561;
+    let bdb = head
+        .get(12..16)
+        .and_then(|m| <[u8; 4]>::try_from(m).ok())
+        .is_some_and(|m| u32::from_le_bytes(m) == BDB_HASH || u32::from_be_bytes(m) == BDB_HASH);
+    head.starts_with(SQLITE)
+        || head.starts_with(JOURNAL)
+        || WAL.iter().any(|w| head.starts_with(w))
+        || bdb
+}
+
+/// The entry of a member at `p`; a regular file's content is hashed behind
+/// `behind` when there is one (see the module docs).
 fn read_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     p: &str,
     spool: &Spool,
     buf: &mut [u8],
+    behind: Option<&FileHeader>,
+    against: Option<&Against<'_>>,
 ) -> Result<(Entry, Option<Kept>)> {
     let header = entry.header();
     let et = header.entry_type();
@@ -221,29 +295,38 @@ fn read_entry<R: Read>(
             };
             e.target = Some(path::encode(&target).0);
         }
-        Kind::File => kept = hash_content(entry, p, &mut e, spool, buf)?,
+        Kind::File => {
+            let keep = keep_for(p, entry.size(), against);
+            kept = hash_content(entry, keep, &mut e, spool, buf, behind)?;
+        }
         _ => {}
     }
     Ok((e, kept))
 }
 
-/// Hash a regular file's content as it streams; keep text or spool it as
-/// [`keep_for`] says.
+/// Hash a regular file's content as it streams, behind `header` when there
+/// is one (into `e.ostree`, else `e.sha256`); keep text or spool it as
+/// `keep` says.
 fn hash_content<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    p: &str,
+    keep: Keep,
     e: &mut Entry,
     spool: &Spool,
     buf: &mut [u8],
+    header: Option<&FileHeader>,
 ) -> Result<Option<Kept>> {
     let declared = entry.size();
-    let keep = keep_for(p, declared);
     let mut text = (keep == Keep::Text).then(Vec::new);
     let mut writer = match keep {
         Keep::Spool => Some(spool.writer(MAX_KEPT)?),
         _ => None,
     };
+    // For SpoolIfDb: the first bytes, until they tell.
+    let mut head = (keep == Keep::SpoolIfDb).then(Vec::new);
     let mut hasher = Sha256::new();
+    if let Some(h) = header {
+        hasher.update(h.bytes());
+    }
     let mut total = 0u64;
     loop {
         let n = entry.read(buf).context("cannot read the content")?;
@@ -251,16 +334,43 @@ fn hash_content<R: Read>(
             break;
         }
         total += n as u64;
-        hasher.update(&buf[..n]);
+        let chunk = &buf[..n];
+        hasher.update(chunk);
         if let Some(t) = text.as_mut() {
-            t.extend_from_slice(&buf[..n]);
+            t.extend_from_slice(chunk);
+        }
+        if keep == Keep::SpoolIfDb && total > MAX_KEPT {
+            // Too big to be kept: not a database lint reads.
+            writer = None;
         }
         if let Some(w) = writer.as_mut() {
-            w.write(&buf[..n])?;
+            w.write(chunk)?;
+        } else if let Some(h) = head.as_mut() {
+            let want = DB_MAGIC_LEN - h.len();
+            h.extend_from_slice(&chunk[..want.min(n)]);
+            if h.len() == DB_MAGIC_LEN {
+                if is_db_file(h) {
+                    let mut w = spool.writer(MAX_KEPT)?;
+                    w.write(h)?;
+                    w.write(&chunk[want..])?;
+                    writer = Some(w);
+                }
+                head = None;
+            }
         }
     }
+    if let Some(h) = head.filter(|h| is_db_file(h)) {
+        // Shorter than the magic: hardly a database, but kept as one.
+        let mut w = spool.writer(MAX_KEPT)?;
+        w.write(&h)?;
+        writer = Some(w);
+    }
     e.size = total;
-    e.sha256 = Some(Checksum(hasher.finalize().into()));
+    let digest = Some(Checksum(hasher.finalize().into()));
+    match header {
+        Some(_) => e.ostree = digest,
+        None => e.sha256 = digest,
+    }
     e.text = text
         .filter(|t| t.len() as u64 == declared && !t.contains(&0))
         .and_then(|t| String::from_utf8(t).ok());
@@ -334,20 +444,60 @@ mod tests {
 
     #[test]
     fn what_is_kept() {
-        assert_eq!(keep_for("/etc/passwd", 100), Keep::Text);
-        assert_eq!(keep_for("/etc/big", 64 * 1024 + 1), Keep::Nothing);
-        assert_eq!(keep_for("/etc", 1), Keep::Nothing);
+        assert_eq!(keep_for("/etc/passwd", 100, None), Keep::Text);
+        assert_eq!(keep_for("/etc/big", 64 * 1024 + 1, None), Keep::Nothing);
+        assert_eq!(keep_for("/etc", 1, None), Keep::Nothing);
         assert_eq!(
-            keep_for("/usr/lib/sysimage/rpm/rpmdb.sqlite", 1),
+            keep_for("/usr/lib/sysimage/rpm/rpmdb.sqlite", 1, None),
             Keep::Spool
         );
-        assert_eq!(keep_for("/var/lib/rpm/rpmdb.sqlite-wal", 1), Keep::Spool);
         assert_eq!(
-            keep_for("/usr/lib/sysimage/rpm/rpmdb.sqlite-shm", 1),
+            keep_for("/var/lib/rpm/rpmdb.sqlite-wal", 1, None),
+            Keep::Spool
+        );
+        assert_eq!(
+            keep_for("/usr/lib/sysimage/rpm/rpmdb.sqlite-shm", 1, None),
             Keep::Nothing
         );
-        assert_eq!(keep_for("/srv/rpmdb.sqlite", 1), Keep::Nothing);
-        assert_eq!(keep_for("/var/lib/rpm/Packages", 1), Keep::Spool);
-        assert_eq!(keep_for(manifest::DEFAULT_MANIFEST, 1 << 40), Keep::Spool);
+        assert_eq!(keep_for("/srv/rpmdb.sqlite", 1, None), Keep::Nothing);
+        assert_eq!(keep_for("/var/lib/rpm/Packages", 1, None), Keep::Spool);
+        assert_eq!(
+            keep_for(manifest::DEFAULT_MANIFEST, 1 << 40, None),
+            Keep::Spool
+        );
+        // rpm-ostree's copy of the base's database, only against an ostree
+        // base (whose package set it is).
+        let base_db = "/usr/lib/sysimage/rpm-ostree-base-db/rpmdb.sqlite";
+        assert_eq!(keep_for(base_db, 1, None), Keep::Nothing);
+        // Content objects an rpm database path may be a hardlink to.
+        let object = format!(
+            "{}ab/{}.file",
+            super::super::against::OBJECTS,
+            "c".repeat(62)
+        );
+        assert_eq!(keep_for(&object, 1, None), Keep::SpoolIfDb);
+    }
+
+    #[test]
+    fn rpm_database_files_are_known_by_their_first_bytes() {
+        let mut sqlite = b"SQLite format 3\0".to_vec();
+        sqlite.extend_from_slice(&[0x10, 0, 1, 1]);
+        let mut bdb_le = vec![0u8; 16];
+        bdb_le[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
+        let mut bdb_be = vec![0u8; 16];
+        bdb_be[12..16].copy_from_slice(&0x0006_1561u32.to_be_bytes());
+        let wal = [0x37, 0x7f, 0x06, 0x82, 0, 0, 0, 0];
+        let journal = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7, 0];
+        for db in [&sqlite[..16], &bdb_le, &bdb_be, &wal, &journal] {
+            assert!(is_db_file(db), "{db:?}");
+        }
+        for other in [
+            &b"#!/bin/sh\necho hello\n"[..],
+            b"",
+            b"SQLite format 2\0",
+            &[0u8; 16],
+        ] {
+            assert!(!is_db_file(other), "{other:?}");
+        }
     }
 }

@@ -30,7 +30,9 @@
 //! - A hardlink takes the content and metadata of its target as the merged
 //!   tree has it at that point: they are one inode. (What was kept of the
 //!   target's content comes along; a link in `/etc` to a file elsewhere
-//!   therefore has no text for an `etc-modified` diff, only its digest.)
+//!   therefore has no text for an `etc-modified` diff, only its digest. So
+//!   does the header its digest was computed behind, see
+//!   [`super::against`].)
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 
 use crate::manifest::{Entry, Kind};
+use crate::ostree::objects::FileHeader;
 
 /// The most paths the merged tree may hold: about 1.5 GiB of metadata.
 /// Fedora CoreOS has about 120 000.
@@ -58,6 +61,10 @@ pub struct Node {
     pub layer: u32,
     /// The content, when it is kept.
     pub kept: Option<Kept>,
+    /// For a regular file hashed against an ostree base: the file header
+    /// its digest (`entry.ostree`) was computed behind. `None`: a plain
+    /// SHA-256 (`entry.sha256`). See [`super::against`].
+    pub hashed: Option<Arc<FileHeader>>,
 }
 
 /// The merged tree.
@@ -89,6 +96,7 @@ impl Merged {
                 entry: implied_dir(),
                 layer: 0,
                 kept: None,
+                hashed: None,
             },
         );
         Merged {
@@ -120,6 +128,18 @@ impl Merged {
 
     /// Put a member at `path`: a file, directory, symlink or special file.
     pub fn put(&mut self, path: &str, entry: Entry, kept: Option<Kept>) -> Result<()> {
+        self.put_hashed(path, entry, kept, None)
+    }
+
+    /// [`Merged::put`] a regular file whose digest was computed behind
+    /// `hashed` (see [`Node::hashed`]).
+    pub fn put_hashed(
+        &mut self,
+        path: &str,
+        entry: Entry,
+        kept: Option<Kept>,
+        hashed: Option<Arc<FileHeader>>,
+    ) -> Result<()> {
         if path == "/" {
             if entry.kind != Kind::Dir {
                 bail!(
@@ -136,7 +156,7 @@ impl Merged {
             }
             _ => {}
         }
-        self.insert(path, entry, kept)
+        self.insert(path, entry, kept, hashed)
     }
 
     /// Put a hardlink at `path` to `target`, which must exist in the merged
@@ -148,11 +168,11 @@ impl Merged {
         if node.entry.kind == Kind::Dir {
             bail!("hardlink to {target}, which is a directory");
         }
-        let (entry, kept) = (node.entry.clone(), node.kept.clone());
+        let (entry, kept, hashed) = (node.entry.clone(), node.kept.clone(), node.hashed.clone());
         if path == target {
             return Ok(());
         }
-        self.put(path, entry, kept)
+        self.put_hashed(path, entry, kept, hashed)
     }
 
     /// A whiteout: hide `path` and everything beneath it in lower layers.
@@ -197,15 +217,22 @@ impl Merged {
                 node.layer = self.layer;
                 Ok(())
             }
-            _ => self.insert(dir, implied_dir(), None),
+            _ => self.insert(dir, implied_dir(), None, None),
         }
     }
 
-    fn insert(&mut self, path: &str, entry: Entry, kept: Option<Kept>) -> Result<()> {
+    fn insert(
+        &mut self,
+        path: &str,
+        entry: Entry,
+        kept: Option<Kept>,
+        hashed: Option<Arc<FileHeader>>,
+    ) -> Result<()> {
         let node = Node {
             entry,
             layer: self.layer,
             kept,
+            hashed,
         };
         if self.nodes.insert(path.to_string(), node).is_none()
             && self.nodes.len() > self.max_entries
@@ -441,6 +468,28 @@ mod tests {
         assert_eq!(m.get("/usr/bin/alias").unwrap().entry.mode, 0o755);
         assert!(m.hardlink("/x", "/missing").is_err());
         assert!(m.hardlink("/x", "/usr").is_err());
+    }
+
+    #[test]
+    fn a_hardlink_takes_the_header_its_target_was_hashed_behind() {
+        let meta = crate::ostree::objects::Meta {
+            uid: 0,
+            gid: 0,
+            mode: 0o100644,
+            xattrs: Vec::new(),
+        };
+        let header = Arc::new(FileHeader::new(&meta, b""));
+        let mut m = base();
+        m.begin_layer();
+        m.put_hashed("/usr/bin/x", file(0o644), None, Some(header.clone()))
+            .unwrap();
+        m.hardlink("/usr/bin/y", "/usr/bin/x").unwrap();
+        let hashed = |m: &Merged, p: &str| m.get(p).unwrap().hashed.clone();
+        assert!(hashed(&m, "/usr/bin/y").is_some_and(|h| Arc::ptr_eq(&h, &header)));
+        // The last member at a path wins, its digest and header with it.
+        m.put("/usr/bin/x", file(0o644), None).unwrap();
+        assert!(hashed(&m, "/usr/bin/x").is_none());
+        assert!(hashed(&m, "/usr/bin/y").is_some());
     }
 
     #[test]

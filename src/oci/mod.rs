@@ -20,10 +20,15 @@
 //!    filesystems never recorded) and reads its rpm database ([`imagedb`])
 //!    from the few files kept in a private [`spool`].
 //!
+//! Against a base read from an ostree commit ([`Image::read_against`]),
+//! regular files are hashed the way ostree checksums them, in the same
+//! pass ([`against`]).
+//!
 //! Memory holds the merged metadata, about 350 bytes a path, and never
 //! file contents (beside small `/etc` texts); see [`merge::MAX_ENTRIES`] and
 //! [`stream::MAX_LAYER_BYTES`] for the limits on hostile input.
 
+pub mod against;
 pub mod guard;
 pub mod imagedb;
 pub mod layer;
@@ -39,7 +44,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 
 use crate::engine::Target;
-use crate::manifest::{self, Entry, Kind};
+use crate::manifest::{self, Kind};
 use crate::path::{is_beneath, is_within};
 use crate::rootfs::{NEVER_SCANNED, Tree};
 use merge::Merged;
@@ -94,6 +99,13 @@ pub struct Contents {
     /// Whether the image has a finalize record
     /// (`/usr/lib/ostree-finalize/record.json`).
     pub finalized: bool,
+    /// Read against an ostree base ([`Image::read_against`]): rpm-ostree's
+    /// record of the base's rpm database ([`crate::ostree::BASE_DB`]) in
+    /// the image, when it has one.
+    pub base_db: Option<crate::rpmdb::RpmDb>,
+    /// Whether the image carries an ostree repository
+    /// ([`crate::ostree::SYSROOT_REPO`]), as ostree-based images do.
+    pub ostree_repo: bool,
 }
 
 impl Image {
@@ -145,7 +157,19 @@ impl Image {
 
     /// Stream every layer once and return what the merged image holds.
     pub fn read(&self, opts: &ReadOptions) -> Result<Contents> {
-        Ok(self.read_layers(None, opts)?.0)
+        Ok(self.read_layers(None, opts, None)?.0)
+    }
+
+    /// Like [`Image::read`], with regular files hashed against a base read
+    /// from an ostree commit, as the walk of a directory does (see
+    /// [`against`]), and rpm-ostree's record of the base's rpm database
+    /// read ([`Contents::base_db`]).
+    pub fn read_against(
+        &self,
+        base: &against::Against<'_>,
+        opts: &ReadOptions,
+    ) -> Result<Contents> {
+        Ok(self.read_layers(None, opts, Some(base))?.0)
     }
 
     /// Like [`Image::read`], and also return what the first `base_layers`
@@ -156,7 +180,7 @@ impl Image {
         base_layers: usize,
         opts: &ReadOptions,
     ) -> Result<(Contents, Contents)> {
-        let (image, base) = self.read_layers(Some(base_layers), opts)?;
+        let (image, base) = self.read_layers(Some(base_layers), opts, None)?;
         match base {
             Some(base) => Ok((image, base)),
             None => bail!("{}: has fewer than {base_layers} layers", self.reference),
@@ -167,22 +191,23 @@ impl Image {
         &self,
         checkpoint: Option<usize>,
         opts: &ReadOptions,
+        against: Option<&against::Against<'_>>,
     ) -> Result<(Contents, Option<Contents>)> {
         let spool = Spool::new()?;
         let mut merged = Merged::default();
         let mut at_checkpoint = None;
         if checkpoint == Some(0) {
-            at_checkpoint = Some(contents(&merged)?);
+            at_checkpoint = Some(contents(&merged, against)?);
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let name = self.source.describe(&layer.blob);
-            self.read_layer(layer, &mut merged, &spool, opts)
+            self.read_layer(layer, &mut merged, &spool, opts, against)
                 .with_context(|| format!("{name}: layer {} of {}", i + 1, self.reference))?;
             if checkpoint == Some(i + 1) {
-                at_checkpoint = Some(contents(&merged)?);
+                at_checkpoint = Some(contents(&merged, against)?);
             }
         }
-        Ok((into_contents(merged)?, at_checkpoint))
+        Ok((into_contents(merged, against)?, at_checkpoint))
     }
 
     fn read_layer(
@@ -191,6 +216,7 @@ impl Image {
         merged: &mut Merged,
         spool: &Spool,
         opts: &ReadOptions,
+        against: Option<&against::Against<'_>>,
     ) -> Result<()> {
         let (blob, size) = self.source.open(&layer.blob)?;
         if let Some(want) = layer.size.filter(|&want| want != size) {
@@ -198,7 +224,7 @@ impl Image {
         }
         let mut stream = LayerStream::open(blob, opts.pipeline, opts.max_layer_bytes)?;
         merged.begin_layer();
-        layer::apply(&mut stream, merged, spool)?;
+        layer::apply_against(&mut stream, merged, spool, against)?;
         let summary = stream.finish()?;
         if let Some(want) = &layer.digest {
             let got = hex::encode(summary.blob_digest);
@@ -232,17 +258,17 @@ pub fn recorded(path: &str) -> bool {
 
 /// The merged tree as the walk would see it, its rpm database and the
 /// tool's own files (a copy: the tree goes on).
-fn contents(merged: &Merged) -> Result<Contents> {
-    let entries = merged
+fn contents(merged: &Merged, against: Option<&against::Against<'_>>) -> Result<Contents> {
+    let nodes = merged
         .iter()
-        .map(|(path, node)| (path.clone(), node.entry.clone()));
-    Extras::of(merged)?.finish(entries)
+        .map(|(path, node)| (path.clone(), node.clone()));
+    Extras::of(merged, against)?.finish(nodes, against)
 }
 
 /// [`contents`], moving the metadata out of the tree instead of copying it.
-fn into_contents(merged: Merged) -> Result<Contents> {
-    let extras = Extras::of(&merged)?;
-    extras.finish(merged.into_nodes().map(|(path, node)| (path, node.entry)))
+fn into_contents(merged: Merged, against: Option<&against::Against<'_>>) -> Result<Contents> {
+    let extras = Extras::of(&merged, against)?;
+    extras.finish(merged.into_nodes(), against)
 }
 
 /// What [`contents`] reads from the tree beside the entries.
@@ -250,11 +276,20 @@ struct Extras {
     rpmdb: Option<crate::rpmdb::RpmDb>,
     base_reference: Option<Vec<u8>>,
     finalized: bool,
+    base_db: Option<crate::rpmdb::RpmDb>,
+    ostree_repo: bool,
 }
 
 impl Extras {
-    fn of(merged: &Merged) -> Result<Extras> {
+    fn of(merged: &Merged, against: Option<&against::Against<'_>>) -> Result<Extras> {
         let rpmdb = imagedb::read(merged)?;
+        let base_db = match against {
+            Some(_) => imagedb::read_in(merged, crate::ostree::BASE_DB)?,
+            None => None,
+        };
+        let ostree_repo = merged
+            .get(&format!("{}/config", crate::ostree::SYSROOT_REPO))
+            .is_some_and(|n| n.entry.kind == Kind::File);
         let base_reference = match merged.get(manifest::DEFAULT_MANIFEST) {
             Some(node) if node.entry.kind == Kind::File => match &node.kept {
                 Some(kept) => Some(std::fs::read(kept.as_ref()).with_context(|| {
@@ -271,18 +306,30 @@ impl Extras {
             rpmdb,
             base_reference,
             finalized,
+            base_db,
+            ostree_repo,
         })
     }
 
-    /// Filter the entries as the walk records paths and build the result.
-    fn finish(self, all: impl Iterator<Item = (String, Entry)>) -> Result<Contents> {
+    /// Filter the entries as the walk records paths, settle their digests
+    /// against an ostree base ([`against::Against::settle`]) and build the
+    /// result.
+    fn finish(
+        self,
+        all: impl Iterator<Item = (String, merge::Node)>,
+        against: Option<&against::Against<'_>>,
+    ) -> Result<Contents> {
         let entries = all
             .filter(|(path, _)| recorded(path))
-            .map(|(path, mut e)| {
+            .map(|(path, node)| {
+                let mut e = node.entry;
+                if let Some(a) = against {
+                    a.settle(&path, &mut e, node.hashed.as_ref())?;
+                }
                 e.path = path;
-                e
+                Ok(e)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let tree = Tree {
             entries,
             mounts: Vec::new(),
@@ -295,6 +342,8 @@ impl Extras {
             },
             base_reference: self.base_reference,
             finalized: self.finalized,
+            base_db: self.base_db,
+            ostree_repo: self.ostree_repo,
         })
     }
 }

@@ -65,6 +65,15 @@ impl Reference {
                  without a registry, daemon or container storage); copy the image with \
                  `skopeo copy {text} oci:DIR:TAG` first. Expected {EXPECTED}"
             ),
+            "ostree-unverified-registry"
+            | "ostree-unverified-image"
+            | "ostree-remote-registry"
+            | "ostree-remote-image"
+            | "ostree-image-signed" => bail!(
+                "{text:?}: an rpm-ostree/bootc image reference; lint reads images without a \
+                 registry: copy the image it names with `skopeo copy docker://… oci:DIR:TAG` \
+                 first. Expected {EXPECTED}"
+            ),
             _ => bail!("{text:?}: unknown transport {prefix:?}; expected {EXPECTED}"),
         };
         let (path, tag) = match rest.split_once(':') {
@@ -127,6 +136,10 @@ mod tests {
             ("oci:dir:", "empty tag"),
             ("tarball:x", "unknown transport"),
             ("docker://quay.io/x", "not supported"),
+            (
+                "ostree-unverified-registry:registry.example/os:1",
+                "skopeo copy docker://",
+            ),
         ] {
             let err = Reference::parse(bad).unwrap_err().to_string();
             assert!(err.contains(hint), "{bad}: {err}");

@@ -111,6 +111,35 @@ pub struct OstreeBase {
     pub origin: String,
 }
 
+/// A commit named on the command line (`--base ostree:REPO[:REF]`): its
+/// host repository opened, the ref resolved.
+#[derive(Debug)]
+pub struct Opened {
+    /// The repository.
+    pub repo: Repo,
+    /// The commit.
+    pub commit: Checksum,
+    /// `ostree:REPO[:REF]`, as the origin names it.
+    pub label: String,
+}
+
+/// Open the host repository `spec` names and resolve its commit.
+pub fn open(spec: &Spec) -> Result<Opened> {
+    let dir = crate::rootfs::open_ambient_dir(&spec.repo, "the ostree repository")?;
+    let name = spec.repo.display().to_string();
+    let repo = open_repo(dir, &name)?;
+    let commit = resolve(&repo, spec.rev.as_deref())?;
+    let label = match &spec.rev {
+        Some(rev) => format!("{SCHEME}{name}:{rev}"),
+        None => format!("{SCHEME}{name}"),
+    };
+    Ok(Opened {
+        repo,
+        commit,
+        label,
+    })
+}
+
 /// Open a repository directory; `name` is how messages name it.
 pub fn open_repo(dir: Dir, name: &str) -> Result<Repo> {
     Repo::open(dir, name)
@@ -156,7 +185,8 @@ pub fn resolve(repo: &Repo, rev: Option<&str>) -> Result<Checksum> {
 /// Read commit `commit` of `repo` as a base: entries by the walk's rules
 /// (`opts`), packages from the image's own records (see the module docs).
 /// `root` is the tree that will be compared with it; `spec` names the base
-/// in the origin.
+/// in the origin. [`read`] then [`CommitBase::finish`] with the root's
+/// [`tree_base_db`].
 pub fn load(
     root: &Dir,
     repo: &Repo,
@@ -164,46 +194,133 @@ pub fn load(
     spec: &str,
     opts: &WalkOptions,
 ) -> Result<OstreeBase> {
+    let base = read(repo, commit, spec, opts)?;
+    base.finish(repo, tree_base_db(root)?)
+}
+
+/// A commit's tree, read, before the base package set is chosen: that
+/// needs the tree compared with it, which an image only shows once its
+/// layers have been read, and reading them needs [`CommitBase::files`].
+#[derive(Debug)]
+pub struct CommitBase {
+    /// Every path, sorted, as the walk records them.
+    entries: Vec<crate::manifest::Entry>,
+    /// Files directly inside the rpm database directories.
+    db_files: std::collections::BTreeMap<String, Checksum>,
+    /// The base's regular files, for hashing the tree compared with it.
+    pub files: Arc<BaseFiles>,
+    /// The commit.
+    pub commit: Checksum,
+    /// How the origin names the base.
+    spec: String,
+}
+
+/// Read the tree of commit `commit` of `repo` by the walk's rules
+/// (`opts`); `spec` names the base in the origin.
+pub fn read(repo: &Repo, commit: &Checksum, spec: &str, opts: &WalkOptions) -> Result<CommitBase> {
     let c = repo.commit(commit)?;
     let tree = tree::read(repo, &c.root_tree, &c.root_meta, opts)?;
-    let (rpmdb, from) = base_packages(root, repo, &tree)?;
-    let manifest = crate::snapshot::manifest_from(Target {
-        tree: Tree {
-            entries: tree.entries,
-            mounts: Vec::new(),
-        },
-        rpmdb,
-        etc_in_usr: false,
-    });
-    let origin = format!("{spec} (commit {}; {from})", hex::encode(commit));
-    Ok(OstreeBase {
-        manifest,
+    Ok(CommitBase {
+        entries: tree.entries,
+        db_files: tree.db_files,
         files: Arc::new(tree.files),
         commit: *commit,
-        origin,
+        spec: spec.to_string(),
     })
 }
 
-/// The base package set and where it came from.
-fn base_packages(
-    root: &Dir,
-    repo: &Repo,
-    tree: &tree::CommitTree,
-) -> Result<(Option<RpmDb>, String)> {
-    if let Some(found) = rpmdb::find::find_in(root, BASE_DB)? {
-        let db = rpmdb::read_found(root, &found)?;
-        return Ok((Some(db), format!("packages from {BASE_DB} in the tree")));
+impl CommitBase {
+    /// The base, with its package set taken from `in_tree` (the compared
+    /// tree's [`BASE_DB`], see [`tree_base_db`]) when there is one, else
+    /// from the commit (see the module docs).
+    pub fn finish(self, repo: &Repo, in_tree: Option<RpmDb>) -> Result<OstreeBase> {
+        let (rpmdb, from) = match in_tree {
+            Some(db) => (Some(db), format!("packages from {BASE_DB} in the tree")),
+            None => committed_packages(repo, &self.entries, &self.db_files, &self.files)?,
+        };
+        let manifest = crate::snapshot::manifest_from(Target {
+            tree: Tree {
+                entries: self.entries,
+                mounts: Vec::new(),
+            },
+            rpmdb,
+            etc_in_usr: false,
+        });
+        let origin = format!(
+            "{} (commit {}; {from})",
+            self.spec,
+            hex::encode(self.commit)
+        );
+        Ok(OstreeBase {
+            manifest,
+            files: self.files,
+            commit: self.commit,
+            origin,
+        })
     }
+}
+
+/// rpm-ostree's record of the base's rpm database ([`BASE_DB`]) in the
+/// tree at `root`, when it has one.
+pub fn tree_base_db(root: &Dir) -> Result<Option<RpmDb>> {
+    match rpmdb::find::find_in(root, BASE_DB)? {
+        Some(found) => Ok(Some(rpmdb::read_found(root, &found)?)),
+        None => Ok(None),
+    }
+}
+
+/// What to do about an `archive` repository, whose objects' content this
+/// module does not read: pull the commit into a bare-user one.
+pub fn pull_hint(repo: &Repo) -> String {
+    format!(
+        "Pull the commit into a bare-user repository (`ostree init --mode=bare-user \
+         --repo=DIR && ostree pull-local --repo=DIR {} REF`) and pass --base ostree:DIR:REF",
+        repo.name
+    )
+}
+
+/// SHA-256 of `prefix` followed by the content of `repo`'s regular-file
+/// object `object`, streamed: whether some content, hashed behind
+/// `prefix`, equals the object's, without holding either. `None` for an
+/// `archive` repository, whose objects are compressed.
+pub fn object_digest(repo: &Repo, object: &Checksum, prefix: &[u8]) -> Result<Option<Checksum>> {
+    use sha2::Digest;
+    use std::io::Read;
+    let Some((objects, path)) = repo.content_file(object) else {
+        return Ok(None);
+    };
+    let what = || format!("{}: content object {}", repo.name, path.display());
+    let mut file = objects.open(&path).with_context(what)?.into_std();
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(prefix);
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf).with_context(what)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Some(hasher.finalize().into()))
+}
+
+/// The base package set from the commit itself, and where it came from.
+fn committed_packages(
+    repo: &Repo,
+    entries: &[crate::manifest::Entry],
+    db_files: &std::collections::BTreeMap<String, Checksum>,
+    files: &BaseFiles,
+) -> Result<(Option<RpmDb>, String)> {
     let committed = |dir: &str, opaque: bool| -> Option<(String, Backend, Checksum)> {
-        let dir = tree::resolve(&tree.entries, dir)?;
+        let dir = tree::resolve(entries, dir)?;
         Backend::DETECTION_ORDER.into_iter().find_map(|backend| {
             let path = crate::path::join(&dir, backend.file());
             let sum = if opaque {
-                tree.db_files.get(&path).copied()
+                db_files.get(&path).copied()
             } else {
                 None
             }
-            .or_else(|| tree.files.get(&path).map(|f| f.checksum))?;
+            .or_else(|| files.get(&path).map(|f| f.checksum))?;
             Some((dir.clone(), backend, sum))
         })
     };
@@ -226,8 +343,10 @@ fn base_packages(
     let name = format!("{}/{}", dir, backend.file());
     let (objects, file) = repo.content_file(&sum).with_context(|| {
         format!(
-            "{}: {name}: reading an rpm database from an archive repository is not supported",
-            repo.name
+            "{}: {name}: reading an rpm database from an archive repository is not \
+             supported. {}",
+            repo.name,
+            pull_hint(repo)
         )
     })?;
     let packages = rpmdb::read_file(objects, &file, backend, &format!("{}:{name}", repo.name))?;

@@ -10,7 +10,7 @@
 //! has no `/etc` of its own, those paths are recorded as `/etc`, where a
 //! container build has them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Result, bail, ensure};
@@ -46,10 +46,15 @@ pub struct BaseFile {
     pub inode: Option<(u64, u64)>,
 }
 
-/// The base's regular files by path, for the walk.
+/// The base's regular files by path, for the walk (and by content object,
+/// for image layers that carry the repository's objects, see
+/// [`BaseFiles::object_header`]).
 #[derive(Debug, Default)]
 pub struct BaseFiles {
     by_path: HashMap<String, BaseFile>,
+    by_object: HashMap<Checksum, Arc<FileHeader>>,
+    /// Objects whose text is kept for some path.
+    text_objects: HashSet<Checksum>,
 }
 
 impl BaseFiles {
@@ -60,6 +65,19 @@ impl BaseFiles {
             let rest = path.strip_prefix("/usr/etc/")?;
             self.by_path.get(&format!("/etc/{rest}"))
         })
+    }
+
+    /// The header of the base's regular-file content object `object`, when
+    /// the base has one: what a file claiming to be that object (an image
+    /// layer's `/sysroot/ostree/repo/objects/…`) is hashed behind.
+    pub fn object_header(&self, object: &Checksum) -> Option<&Arc<FileHeader>> {
+        self.by_object.get(object)
+    }
+
+    /// Whether the walk keeps the text ([`crate::zones::text_kept`]) of
+    /// some base path whose content is the object `object`.
+    pub fn keeps_text(&self, object: &Checksum) -> bool {
+        self.text_objects.contains(object)
     }
 
     /// How many regular files the base has.
@@ -163,6 +181,10 @@ pub fn read(
                 let path = mapped(&path);
                 let mut e = match obj.kind {
                     FileKind::Regular => {
+                        tree.files
+                            .by_object
+                            .entry(object)
+                            .or_insert_with(|| header.clone());
                         tree.files.by_path.insert(
                             path.clone(),
                             BaseFile {
@@ -180,6 +202,7 @@ pub fn read(
                 };
                 e.ostree = Some(crate::manifest::Checksum(object));
                 if e.kind == Kind::File && crate::zones::text_kept(&e.path, e.size) {
+                    tree.files.text_objects.insert(object);
                     texts.push((tree.entries.len(), object, e.size));
                 }
                 tree.entries.push(e);

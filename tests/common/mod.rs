@@ -546,3 +546,232 @@ pub fn clone_tree(tree: &BaseTree) -> BaseTree {
     sh("cp", &["-a", &src, dir.path().to_str().unwrap()]);
     BaseTree { dir }
 }
+
+/// OCI image layouts built in the test with the `tar` crate: layers packed
+/// from host trees (whole, or as the diff a container build would commit)
+/// and images written as `oci:DIR:TAG`.
+///
+/// A copy of the helpers `tests/lint.rs` defines for itself (the same
+/// code), shared here for `tests/lint_ostree.rs`.
+pub mod oci {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::{Path, PathBuf};
+
+    use serde_json::{Value, json};
+    use sha2::{Digest, Sha256};
+
+    /// A tar header with owner root, a fixed mtime and `mode`.
+    pub fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(size);
+        h
+    }
+
+    /// Append a member whose name is written byte for byte, unchecked.
+    pub fn append_raw(b: &mut tar::Builder<Vec<u8>>, name: &[u8], mut h: tar::Header, data: &[u8]) {
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        field[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    /// How a layer blob is stored.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Z {
+        Plain,
+        /// Several gzip members, split at arbitrary offsets (inside headers).
+        GzipMembers,
+        /// Several zstd frames.
+        Zstd,
+    }
+
+    pub fn compress(tar: &[u8], z: Z) -> Vec<u8> {
+        let thirds = [0, tar.len() / 3 + 7, 2 * tar.len() / 3 + 3, tar.len()];
+        match z {
+            Z::Plain => tar.to_vec(),
+            Z::GzipMembers => {
+                let mut out = Vec::new();
+                for w in thirds.windows(2) {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(&tar[w[0]..w[1]]).unwrap();
+                    out.extend(e.finish().unwrap());
+                }
+                out
+            }
+            Z::Zstd => {
+                let mut out = Vec::new();
+                for w in thirds.windows(2) {
+                    out.extend(zstd::encode_all(&tar[w[0]..w[1]], 3).unwrap());
+                }
+                out
+            }
+        }
+    }
+
+    pub fn sha(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// Write a blob into `dir/blobs/sha256/`; returns its descriptor.
+    pub fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
+        let digest = sha(bytes);
+        let blobs = dir.join("blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        fs::write(blobs.join(&digest), bytes).unwrap();
+        json!({"mediaType": media_type, "digest": format!("sha256:{digest}"), "size": bytes.len()})
+    }
+
+    pub fn config_json(tars: &[&[u8]], labels: &[(&str, &str)]) -> Vec<u8> {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let diff_ids: Vec<String> = tars.iter().map(|t| format!("sha256:{}", sha(t))).collect();
+        serde_json::to_vec(&json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": labels},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    }
+
+    /// Add an image tagged `tag` to the OCI layout at `dir` (created as
+    /// needed): `layers` are tars, stored compressed as `z` says.
+    pub fn add_oci_image(dir: &Path, tag: &str, layers: &[&[u8]], z: Z, labels: &[(&str, &str)]) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let media = match z {
+            Z::Plain => "application/vnd.oci.image.layer.v1.tar",
+            Z::GzipMembers => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Z::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        };
+        let layer_descs: Vec<Value> = layers
+            .iter()
+            .map(|t| blob(dir, media, &compress(t, z)))
+            .collect();
+        let config = blob(
+            dir,
+            "application/vnd.oci.image.config.v1+json",
+            &config_json(layers, labels),
+        );
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": layer_descs,
+        }))
+        .unwrap();
+        let mut desc = blob(dir, "application/vnd.oci.image.manifest.v1+json", &manifest);
+        desc["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+        let index_path = dir.join("index.json");
+        let mut index: Value = match fs::read(&index_path) {
+            Ok(b) => serde_json::from_slice(&b).unwrap(),
+            Err(_) => json!({"schemaVersion": 2, "manifests": []}),
+        };
+        index["manifests"].as_array_mut().unwrap().push(desc);
+        fs::write(index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    /// Append `root` (a host directory) as a whole layer: every path, with
+    /// its owner and mode, symlinks as symlinks.
+    pub fn pack_tree(root: &Path) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(
+            &fs::symlink_metadata(root).unwrap(),
+            tar::HeaderMode::Complete,
+        );
+        append_raw(&mut b, b"./", h, b"");
+        let mut paths = Vec::new();
+        list(root, Path::new(""), &mut paths);
+        for rel in paths {
+            append_path(&mut b, root, &rel);
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Every path under `dir`, parents first, sorted.
+    pub fn list(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        let mut names: Vec<_> = fs::read_dir(root.join(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let child = rel.join(&name);
+            out.push(child.clone());
+            if fs::symlink_metadata(root.join(&child)).unwrap().is_dir() {
+                list(root, &child, out);
+            }
+        }
+    }
+
+    pub fn append_path(b: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path) {
+        let full = root.join(rel);
+        let md = fs::symlink_metadata(&full).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+        if md.file_type().is_symlink() {
+            b.append_link(&mut h, rel, fs::read_link(&full).unwrap())
+                .unwrap();
+        } else if md.is_file() {
+            b.append_data(&mut h, rel, fs::File::open(&full).unwrap())
+                .unwrap();
+        } else {
+            h.set_size(0);
+            b.append_data(&mut h, rel, std::io::empty()).unwrap();
+        }
+    }
+
+    /// What a container build's diff layer between two trees holds: every
+    /// path of `new` that is new or differs from `old`, and a whiteout for
+    /// every topmost path of `old` that `new` lacks.
+    pub fn pack_diff(old: &Path, new: &Path) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut new_paths = Vec::new();
+        list(new, Path::new(""), &mut new_paths);
+        for rel in &new_paths {
+            if differs(&old.join(rel), &new.join(rel)) {
+                append_path(&mut b, new, rel);
+            }
+        }
+        let mut old_paths = Vec::new();
+        list(old, Path::new(""), &mut old_paths);
+        for rel in &old_paths {
+            let gone = fs::symlink_metadata(new.join(rel)).is_err();
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            let parent_is_dir = fs::symlink_metadata(new.join(parent)).is_ok_and(|m| m.is_dir());
+            if gone && parent_is_dir {
+                let name = format!(".wh.{}", rel.file_name().unwrap().to_str().unwrap());
+                let mut h = header(tar::EntryType::Regular, 0o644, 0);
+                b.append_data(&mut h, parent.join(name), std::io::empty())
+                    .unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    pub fn differs(old: &Path, new: &Path) -> bool {
+        let (Ok(a), Ok(b)) = (fs::symlink_metadata(old), fs::symlink_metadata(new)) else {
+            return true;
+        };
+        if a.mode() != b.mode() || a.uid() != b.uid() || a.gid() != b.gid() {
+            return true;
+        }
+        if a.is_file() {
+            return fs::read(old).unwrap() != fs::read(new).unwrap();
+        }
+        if a.file_type().is_symlink() {
+            return fs::read_link(old).unwrap() != fs::read_link(new).unwrap();
+        }
+        false
+    }
+}
