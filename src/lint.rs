@@ -265,8 +265,10 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             (contents, loaded.manifest, loaded.origin)
         }
         BaseFrom::File(file) => {
-            let contents = image.read(opts)?;
+            // The base first: its file and parse are freed before the
+            // layers are read, so the two never add up at the peak.
             let (manifest, origin) = load_file(file)?;
+            let contents = image.read(opts)?;
             (contents, manifest, origin)
         }
         BaseFrom::Recorded => {

@@ -319,17 +319,18 @@ impl Extras {
         all: impl Iterator<Item = (String, merge::Node)>,
         against: Option<&against::Against<'_>>,
     ) -> Result<Contents> {
-        let entries = all
-            .filter(|(path, _)| recorded(path))
-            .map(|(path, node)| {
-                let mut e = node.entry;
-                if let Some(a) = against {
-                    a.settle(&path, &mut e, node.hashed.as_ref())?;
-                }
-                e.path = path;
-                Ok(e)
-            })
-            .collect::<Result<_>>()?;
+        // Sized up front: growing by doubling would hold up to twice the
+        // entries while the merged tree is still being freed.
+        let mut entries = Vec::with_capacity(all.size_hint().0);
+        for (path, node) in all.filter(|(path, _)| recorded(path)) {
+            let mut e = node.entry;
+            if let Some(a) = against {
+                a.settle(&path, &mut e, node.hashed.as_ref())?;
+            }
+            e.path = path;
+            entries.push(e);
+        }
+        entries.shrink_to_fit();
         let tree = Tree {
             entries,
             mounts: Vec::new(),
