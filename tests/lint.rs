@@ -512,8 +512,20 @@ fn a_diff_id_that_does_not_match_the_layer_is_an_error() {
     )
     .unwrap();
 
+    // Any valid base: the layers are checked while they are read.
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let base_json = t.path().join("base.json");
+    run(&[
+        "snapshot",
+        "--root",
+        empty.to_str().unwrap(),
+        "--output",
+        base_json.to_str().unwrap(),
+    ])
+    .expect_code(0);
     let image = format!("oci:{}:derived", dir.display());
-    let out = lint(&["--image", &image, "--base", "/nonexistent"]);
+    let out = lint(&["--image", &image, "--base", base_json.to_str().unwrap()]);
     out.expect_code(2);
     assert!(out.stderr.contains("diff_id mismatch"), "{out}");
     assert!(out.stderr.contains("layer 2"), "{out}");
