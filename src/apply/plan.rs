@@ -236,9 +236,9 @@ impl TmpLine {
                 group,
             } => Some(format!(
                 "z {} {mode:04o} {} {} -",
-                tmpfiles::quote_field(path)?,
-                tmpfiles::quote_field(user.as_bytes())?,
-                tmpfiles::quote_field(group.as_bytes())?
+                tmpfiles::quote_path(path)?,
+                tmpfiles::quote_owner(user)?,
+                tmpfiles::quote_owner(group)?
             )),
         }
     }
@@ -1141,8 +1141,10 @@ impl<'a> Planner<'a> {
                     None => self.p.push(
                         &at,
                         format!(
-                            "{}: a name tmpfiles.d cannot express (control characters)",
-                            String::from_utf8_lossy(&path)
+                            "{}: a name tmpfiles.d cannot express (control characters, \
+                             more than {} bytes, or an owner named `-`)",
+                            String::from_utf8_lossy(&path),
+                            tmpfiles::MAX_FIELD
                         ),
                     ),
                 }

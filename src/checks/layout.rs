@@ -77,9 +77,11 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             &VAR_CONTENT,
             Some(path.clone()),
             format!(
-                "{path} was added to /var, but its name (or symlink target) holds a \
-                 control character that tmpfiles.d cannot express, so it cannot be \
-                 carried to deployed systems. Rename it."
+                "{path} was added to /var, but tmpfiles.d cannot express it: its name \
+                 (or symlink target) holds a control character or is longer than {} \
+                 bytes, or its owner is named `-`. It cannot be carried to deployed \
+                 systems. Rename it (or its owner).",
+                crate::layout::tmpfiles::MAX_FIELD
             ),
         );
         f.level = Level::Deny;
