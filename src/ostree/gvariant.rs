@@ -144,8 +144,11 @@ pub fn array(data: &[u8], elem: Layout) -> Result<Vec<&[u8]>> {
     }
     let osz = offset_size(data.len());
     let table = read_offset(data, data.len() - osz, osz)?;
+    // The offset just read is the table's last entry, so the table holds
+    // at least it: an end at `data.len()` would make the array empty while
+    // its bytes are not (GLib's non-normal form, read as no elements).
     ensure!(
-        table <= data.len() && (data.len() - table).is_multiple_of(osz),
+        table < data.len() && (data.len() - table).is_multiple_of(osz),
         "array framing table starts at {table}, inside a {}-byte array",
         data.len()
     );
@@ -271,6 +274,18 @@ mod tests {
         ];
         let bytes = encode_xattrs(&list);
         assert_eq!(xattrs(&bytes).unwrap(), list);
+        assert!(xattrs(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_empty_array_is_zero_bytes() {
+        // One framing offset pointing at the very end would be a table of
+        // no offsets, read from a byte that is not in it: the bytes before
+        // it would be silently dropped.
+        for bad in [&[1u8][..], &[0x61, 0x62, 3]] {
+            assert!(array(bad, Layout::BYTES).is_err(), "{bad:?}");
+            assert!(xattrs(bad).is_err(), "{bad:?}");
+        }
         assert!(xattrs(&[]).unwrap().is_empty());
     }
 
