@@ -125,7 +125,21 @@ struct Errors<'a> {
 }
 
 impl Errors<'_> {
+    /// Record an error. Control characters in it (a key or a value from
+    /// the file may hold a newline) are escaped, so that each error stays
+    /// one line of the report.
     fn push(&mut self, (line, col): (usize, usize), msg: impl std::fmt::Display) {
+        let msg: String = msg
+            .to_string()
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
         self.list
             .push(format!("{}:{line}:{col}: {msg}", self.origin));
     }
@@ -504,6 +518,20 @@ mod tests {
             err.contains("p.yaml:2:1") || err.contains("p.yaml:1:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_error_stays_on_one_line() {
+        let text = "\"unknown\\n  key\\tx\": 1\nchecks:\n  \"a\\nb\": deny\n";
+        let err = parse(text, "p.yaml").unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        assert!(lines[0].contains("2 errors"), "{err}");
+        assert!(
+            lines[1].contains("unknown key `unknown\\n  key\\tx`"),
+            "{err}"
+        );
+        assert!(lines[2].contains("unknown check `a\\nb`"), "{err}");
     }
 
     #[test]
