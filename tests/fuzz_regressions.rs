@@ -18,9 +18,22 @@ use std::sync::{Once, mpsc};
 use std::time::Duration;
 
 use cap_std::fs::Dir;
+use ostree_finalize::apply::resource::Local;
+use ostree_finalize::apply::{butane, ignition};
 use ostree_finalize::manifest::Manifest;
 use ostree_finalize::path::{decode, encode};
 use ostree_finalize::rpmdb;
+
+// The checks of the targets that take more than a few lines, shared with
+// the fuzz crate so that the two cannot drift apart.
+#[path = "../fuzz/src/oci_layer.rs"]
+mod oci_layer;
+#[path = "../fuzz/src/ostree_objects.rs"]
+mod ostree_objects;
+#[path = "../fuzz/src/policy_yaml.rs"]
+mod policy_yaml;
+#[path = "../fuzz/src/tmpfiles_escape.rs"]
+mod tmpfiles_escape;
 
 /// How long one input may take, in a debug build on a loaded machine. Far
 /// above what any input needs (milliseconds); a hang is a failure.
@@ -188,6 +201,69 @@ fn path_inputs_round_trip() {
     });
 }
 
+/// `fuzz_targets/oci_layer.rs`: layers merged over the base layer; the
+/// merged tree stays inside the image and is a tree.
+#[test]
+fn oci_layer_inputs_merge_or_fail_cleanly_and_stay_inside_the_image() {
+    run_all("oci_layer", oci_layer::check);
+}
+
+/// `fuzz_targets/tmpfiles_escape.rs`: a rendered tmpfiles.d line reads
+/// back, with systemd 252's rules, as what was asked for; the crate's
+/// readers agree with systemd on the path column.
+#[test]
+fn tmpfiles_lines_read_back_as_written() {
+    run_all("tmpfiles_escape", tmpfiles_escape::check);
+}
+
+/// `fuzz_targets/policy_yaml.rs`: `Ok`, or an error locating each problem.
+#[test]
+fn policy_inputs_parse_or_fail_with_located_errors() {
+    run_all("policy_yaml", policy_yaml::check);
+}
+
+/// `fuzz_targets/butane.rs`: every input read as Butane and as Ignition,
+/// with a `--files-dir` holding `logo.txt`.
+#[test]
+fn butane_and_ignition_inputs_parse_or_fail_cleanly() {
+    run_all("butane", |data| {
+        let tmp = tempfile::tempdir().expect("creating a tempdir");
+        std::fs::write(tmp.path().join("logo.txt"), b"  /\\_/\\\n ( o.o )  app\n")
+            .expect("writing logo.txt");
+        let files = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority())
+            .expect("opening the files dir");
+        let local = Local { dir: Some(&files) };
+        if let Ok(config) = butane::parse(data, "config.bu", local) {
+            let _ = config.without_locations();
+        }
+        if let Ok(config) = ignition::parse(data, "config.ign", local) {
+            let _ = config.without_locations();
+        }
+    });
+}
+
+/// `fuzz_targets/rpmdb_bdb.rs`: a whole Berkeley DB `Packages` file; an
+/// error names the file.
+#[test]
+fn rpmdb_bdb_inputs_read_or_fail_cleanly() {
+    run_all("rpmdb_bdb", |bytes| {
+        if let Err(e) = rpmdb::read_bdb_bytes(bytes, "Packages") {
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("Packages: "),
+                "error without the file name: {msg}"
+            );
+        }
+    });
+}
+
+/// `fuzz_targets/ostree_objects.rs`: every input as a commit, dirtree,
+/// dirmeta and xattr list; what is accepted re-encodes consistently.
+#[test]
+fn ostree_object_inputs_parse_or_fail_cleanly_and_re_encode() {
+    run_all("ostree_objects", ostree_objects::check);
+}
+
 /// Real inputs must still be accepted: a parser that rejected everything
 /// would pass every test above.
 #[test]
@@ -221,4 +297,46 @@ fn the_real_inputs_among_the_regressions_are_accepted() {
     let manifest = Manifest::from_json(&find("manifest_json", "real-snapshot"), "base.json")
         .expect("the real snapshot parses");
     assert_eq!(manifest.packages.len(), 2);
+
+    let packages = rpmdb::read_bdb_bytes(&find("rpmdb_bdb", "real-centos7-one-header"), "Packages")
+        .expect("the shrunk CentOS 7 database reads");
+    let nevras: Vec<_> = packages.iter().map(|p| p.nevra()).collect();
+    assert_eq!(nevras, ["nss-pem-1.0.3-4.el7.x86_64"]);
+
+    // Hostile names land inside the image, where the layer reader says.
+    let input =
+        oci_layer::decode_input(&find("oci_layer", "absolute-and-dotdot-names")).expect("an input");
+    let merged = oci_layer::merge(&input).expect("the layers merge");
+    for path in ["/etc/abs", "/etc/up", "/b", "/a/b/c", "/usr/bin/tool"] {
+        assert!(merged.get(path).is_some(), "{path} is missing");
+    }
+    assert_eq!(merged.get("/").unwrap().entry.mode, 0o711);
+
+    use ostree_finalize::ostree::objects;
+    let tree = objects::parse_dirtree(&find("ostree_objects", "dirtree-valid-files-and-dirs"))
+        .expect("the dirtree parses");
+    assert_eq!((tree.files.len(), tree.dirs.len()), (2, 1));
+    let meta = objects::parse_meta(&find("ostree_objects", "dirmeta-with-xattrs"))
+        .expect("the dirmeta parses");
+    assert_eq!(meta.xattrs, [(b"user.x".to_vec(), b"1".to_vec())]);
+    let xattrs = objects::parse_xattrs(&find("ostree_objects", "xattrs-two-byte-offsets"))
+        .expect("the xattrs parse");
+    assert_eq!(xattrs.len(), 12);
+
+    let policy = std::str::from_utf8(&find("policy_yaml", "alias-as-waivers"))
+        .unwrap()
+        .to_owned();
+    ostree_finalize::policy::parse(&policy, "policy.yaml").expect("the policy parses");
+
+    // The tmpfiles.d writer expresses every character it can.
+    for name in [
+        "dir-every-special-character",
+        "symlink-target-every-special-character",
+        "symlink-target-dash",
+        "copy-path-4095-bytes-accepted",
+    ] {
+        let data = find("tmpfiles_escape", name);
+        let line = tmpfiles_escape::line_from(data[0], &data[1..]);
+        assert!(line.render().is_some(), "{name}: {line:?} is refused");
+    }
 }
