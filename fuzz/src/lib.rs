@@ -7,13 +7,17 @@
 //! [`ScratchRoot`] here, so targets stay a few lines long.
 //!
 //! The targets whose checks are more than a few lines keep them in a
-//! module of their own here ([`oci_layer`], [`ostree_objects`],
-//! [`policy_yaml`], [`tmpfiles_escape`]), which `tests/fuzz_regressions.rs` includes with
+//! module of their own here ([`manifest_json`], [`oci_layer`],
+//! [`ostree_objects`], [`path_roundtrip`], [`policy_yaml`], [`rpm_header`],
+//! [`tmpfiles_escape`]), which `tests/fuzz_regressions.rs` includes with
 //! `#[path]`: the fuzzer and the regression test cannot drift apart.
 
+pub mod manifest_json;
 pub mod oci_layer;
 pub mod ostree_objects;
+pub mod path_roundtrip;
 pub mod policy_yaml;
+pub mod rpm_header;
 pub mod tmpfiles_escape;
 
 use std::path::{Path, PathBuf};
@@ -92,19 +96,3 @@ impl ScratchRoot {
     }
 }
 
-/// `blob` (an rpm header blob: `il`, `dl`, 16-byte index entries, data) with
-/// its `dl` field set to the length the blob really has, or `None` when
-/// `dl` is already right or no `dl` fits (the blob is shorter than its
-/// index). `tests/fuzz_regressions.rs` has a copy, to replay crash inputs
-/// the same way.
-pub fn with_fixed_dl(blob: &[u8]) -> Option<Vec<u8>> {
-    let il = u32::from_be_bytes(blob.get(0..4)?.try_into().ok()?);
-    let data_start = usize::try_from(il).ok()?.checked_mul(16)?.checked_add(8)?;
-    let dl = u32::try_from(blob.len().checked_sub(data_start)?).ok()?;
-    if blob[4..8] == dl.to_be_bytes() {
-        return None;
-    }
-    let mut fixed = blob.to_vec();
-    fixed[4..8].copy_from_slice(&dl.to_be_bytes());
-    Some(fixed)
-}
