@@ -22,91 +22,6 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------
 // Layers
 
-/// A layer's tar, member by member.
-struct Layer {
-    b: tar::Builder<Vec<u8>>,
-}
-
-impl Layer {
-    fn new() -> Layer {
-        Layer {
-            b: tar::Builder::new(Vec::new()),
-        }
-    }
-
-    /// A member whose name is written byte for byte, unchecked (`../`,
-    /// absolute names, the root `./`).
-    fn raw(mut self, name: &[u8], h: tar::Header, data: &[u8]) -> Layer {
-        append_raw(&mut self.b, name, h, data);
-        self
-    }
-
-    fn dir(mut self, path: &str, mode: u32) -> Layer {
-        let mut h = header(tar::EntryType::Directory, mode, 0);
-        self.b.append_data(&mut h, path, std::io::empty()).unwrap();
-        self
-    }
-
-    fn file(mut self, path: &str, content: &str, mode: u32) -> Layer {
-        let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
-        self.b
-            .append_data(&mut h, path, content.as_bytes())
-            .unwrap();
-        self
-    }
-
-    /// A file with PAX `SCHILY.xattr.*` records.
-    fn file_xattrs(
-        mut self,
-        path: &str,
-        content: &str,
-        mode: u32,
-        xattrs: &[(&str, &[u8])],
-    ) -> Layer {
-        let keys: Vec<String> = xattrs
-            .iter()
-            .map(|(k, _)| format!("SCHILY.xattr.{k}"))
-            .collect();
-        let pax: Vec<(&str, &[u8])> = keys
-            .iter()
-            .zip(xattrs)
-            .map(|(k, (_, v))| (k.as_str(), *v))
-            .collect();
-        self.b.append_pax_extensions(pax).unwrap();
-        self.file(path, content, mode)
-    }
-
-    fn symlink(mut self, path: &str, target: &str) -> Layer {
-        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-        self.b.append_link(&mut h, path, target).unwrap();
-        self
-    }
-
-    fn hardlink(mut self, path: &str, target: &str) -> Layer {
-        let mut h = header(tar::EntryType::Link, 0o644, 0);
-        self.b.append_link(&mut h, path, target).unwrap();
-        self
-    }
-
-    /// An empty regular file, as whiteouts are written.
-    fn marker(self, path: &str) -> Layer {
-        self.file(path, "", 0o644)
-    }
-
-    /// The finalize record, as a finalized build has it.
-    fn finalized(self) -> Layer {
-        self.dir("usr/lib/ostree-finalize", 0o755).file(
-            "usr/lib/ostree-finalize/record.json",
-            "{}\n",
-            0o644,
-        )
-    }
-
-    fn tar(self) -> Vec<u8> {
-        self.b.into_inner().unwrap()
-    }
-}
-
 /// The base image's one layer: a small OS, no rpm database.
 fn base_layer() -> Layer {
     Layer::new()
@@ -153,12 +68,6 @@ fn fixture(top: Layer, z: Z, labels: &[(&str, &str)]) -> (tempfile::TempDir, Pat
 
 // ---------------------------------------------------------------------------
 // Running lint
-
-fn lint(args: &[&str]) -> Outcome {
-    let mut all = vec!["lint", "--format", "json"];
-    all.extend_from_slice(args);
-    run(&all)
-}
 
 /// `lint --image oci:DIR:derived --base-image oci:DIR:base`.
 fn lint_fixture(dir: &Path, extra: &[&str]) -> Outcome {
@@ -301,7 +210,7 @@ fn hardlinks_take_their_targets_content() {
 fn late_change() -> Layer {
     let mut l = Layer::new().finalized().dir("usr/share/extra", 0o755);
     for i in 0..40 {
-        l = l.file(&format!("usr/share/extra/f{i}"), &"x".repeat(i * 97), 0o644);
+        l = l.file(&format!("usr/share/extra/f{i}"), "x".repeat(i * 97), 0o644);
     }
     l.file("usr/bin/tool", "tool v2\n", 0o755)
 }
@@ -834,23 +743,6 @@ fn build_changes(tree: &Path) {
 }
 
 /// The findings, whole, except those of the checks only lint makes.
-fn tree_findings(json: &Value) -> Vec<Value> {
-    json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| {
-            ![
-                "override-unlabeled",
-                "override-label-unused",
-                "not-finalized",
-            ]
-            .contains(&f["check"].as_str().unwrap())
-        })
-        .cloned()
-        .collect()
-}
-
 #[test]
 fn the_same_change_gives_the_same_findings_as_finalize() {
     let old = base_tree();

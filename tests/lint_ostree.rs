@@ -20,9 +20,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::oci::{Z, add_oci_image, append_path, append_raw, header, list, pack_diff, pack_tree};
+use common::oci::{
+    Layer, Z, add_oci_image, append_path, append_raw, header, lint, list, pack_diff, pack_tree,
+    tree_findings,
+};
 use common::{BaseTree, Outcome, rpm_in, rpm_path, run, sh};
-use serde_json::Value;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -105,13 +107,6 @@ impl Fixture {
     }
 }
 
-/// `ostree-finalize lint --format json ARGS…`.
-fn lint(args: &[&str]) -> Outcome {
-    let mut all = vec!["lint", "--format", "json"];
-    all.extend_from_slice(args);
-    run(&all)
-}
-
 /// `finalize --dry-run --root ROOT --base BASE --format json`.
 fn finalize(root: &Path, base: &str) -> Outcome {
     run(&[
@@ -141,25 +136,6 @@ fn found(out: &Outcome) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// The findings of the checks on the tree (those `finalize` makes too):
-/// everything but the label and record checks only lint makes.
-fn tree_findings(json: &Value) -> Vec<Value> {
-    json["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| {
-            ![
-                "override-unlabeled",
-                "override-label-unused",
-                "not-finalized",
-            ]
-            .contains(&f["check"].as_str().expect("check"))
-        })
-        .cloned()
-        .collect()
-}
-
 /// The findings about base content.
 fn base_findings(out: &Outcome) -> BTreeSet<(String, String)> {
     found(out)
@@ -170,42 +146,6 @@ fn base_findings(out: &Outcome) -> BTreeSet<(String, String)> {
 
 fn pair(check: &str, path: &str) -> (String, String) {
     (check.to_string(), path.to_string())
-}
-
-/// A layer of a few members written by hand.
-struct Layer(tar::Builder<Vec<u8>>);
-
-impl Layer {
-    fn new() -> Layer {
-        Layer(tar::Builder::new(Vec::new()))
-    }
-
-    fn dir(mut self, path: &str) -> Layer {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        self.0.append_data(&mut h, path, std::io::empty()).unwrap();
-        self
-    }
-
-    fn file(mut self, path: &str, content: &[u8], mode: u32) -> Layer {
-        let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
-        self.0.append_data(&mut h, path, content).unwrap();
-        self
-    }
-
-    fn hardlink(mut self, path: &str, target: &str) -> Layer {
-        let mut h = header(tar::EntryType::Link, 0o644, 0);
-        self.0.append_link(&mut h, path, target).unwrap();
-        self
-    }
-
-    fn whiteout(self, path: &str) -> Layer {
-        let (dir, name) = path.rsplit_once('/').expect("a path with a directory");
-        self.file(&format!("{dir}/.wh.{name}"), b"", 0o644)
-    }
-
-    fn tar(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
 }
 
 /// The content of the base's `/usr/bin/base-tool`.
@@ -295,11 +235,12 @@ fn a_whiteout_is_base_removed() {
 
 #[test]
 fn an_added_file_passes() {
-    let out = one_change(Layer::new().dir("usr/local").dir("usr/local/bin").file(
-        "usr/local/bin/added",
-        b"added\n",
-        0o755,
-    ));
+    let out = one_change(
+        Layer::new()
+            .dir("usr/local", 0o755)
+            .dir("usr/local/bin", 0o755)
+            .file("usr/local/bin/added", b"added\n", 0o755),
+    );
     out.expect_code(0);
     assert_eq!(base_findings(&out), BTreeSet::new(), "{out}");
     assert!(
@@ -316,7 +257,7 @@ fn the_last_layer_to_write_a_file_wins() {
         .file("usr/bin/base-tool", b"patched\n", 0o755)
         .tar();
     let restored = Layer::new()
-        .file("usr/bin/base-tool", &base_tool(&f), 0o755)
+        .file("usr/bin/base-tool", base_tool(&f), 0o755)
         .tar();
     let out = f.lint(&f.image("restored", &[&base, &patched, &restored]));
     out.expect_code(0);
@@ -588,7 +529,7 @@ fn the_ostree_container_layout_of_objects_and_hardlinks_is_judged_by_content() {
     // The object claims to be another base file's: its content decides.
     let other = object_path(&sums["/usr/lib/os-release"]);
     let change = Layer::new()
-        .file(&other, &base_tool(&f), 0o755)
+        .file(&other, base_tool(&f), 0o755)
         .hardlink("usr/bin/base-tool", &other)
         .tar();
     let out = f.lint(&f.image("misnamed", &[&base, &change]));
@@ -604,8 +545,8 @@ fn a_base_path_hardlinked_to_a_new_file_is_compared_by_its_content() {
     let f = Fixture::new("bare-user");
     let base = pack_tree(f.base.root());
     let same = Layer::new()
-        .dir("opt")
-        .file("opt/copy", &base_tool(&f), 0o755)
+        .dir("opt", 0o755)
+        .file("opt/copy", base_tool(&f), 0o755)
         .hardlink("usr/bin/base-tool", "opt/copy")
         .tar();
     let out = f.lint(&f.image("same", &[&base, &same]));
@@ -613,7 +554,7 @@ fn a_base_path_hardlinked_to_a_new_file_is_compared_by_its_content() {
     assert_eq!(base_findings(&out), BTreeSet::new(), "{out}");
 
     let other = Layer::new()
-        .dir("opt")
+        .dir("opt", 0o755)
         .file("opt/copy", b"#!/bin/sh\necho other\n", 0o755)
         .hardlink("usr/bin/base-tool", "opt/copy")
         .tar();
@@ -628,9 +569,9 @@ fn a_base_path_hardlinked_to_a_new_file_is_compared_by_its_content() {
     // The other way round: a new path hardlinked to an unchanged base
     // file is an addition.
     let alias = Layer::new()
-        .file("usr/bin/base-tool", &base_tool(&f), 0o755)
-        .dir("usr/local")
-        .dir("usr/local/bin")
+        .file("usr/bin/base-tool", base_tool(&f), 0o755)
+        .dir("usr/local", 0o755)
+        .dir("usr/local/bin", 0o755)
         .hardlink("usr/local/bin/alias", "usr/bin/base-tool")
         .tar();
     let out = f.lint(&f.image("alias", &[&base, &alias]));
@@ -651,8 +592,8 @@ fn against_an_archive_repository_a_hardlink_needing_the_objects_content_is_exit_
     assert_eq!(base_findings(&out), BTreeSet::new(), "{out}");
 
     let same = Layer::new()
-        .dir("opt")
-        .file("opt/copy", &base_tool(&f), 0o755)
+        .dir("opt", 0o755)
+        .file("opt/copy", base_tool(&f), 0o755)
         .hardlink("usr/bin/base-tool", "opt/copy")
         .tar();
     let out = f.lint(&f.image("same", &[&base, &same]));

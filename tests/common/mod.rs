@@ -774,4 +774,120 @@ pub mod oci {
         }
         false
     }
+
+    /// A layer's tar, member by member.
+    pub struct Layer {
+        b: tar::Builder<Vec<u8>>,
+    }
+
+    impl Layer {
+        pub fn new() -> Layer {
+            Layer {
+                b: tar::Builder::new(Vec::new()),
+            }
+        }
+
+        /// A member whose name is written byte for byte, unchecked (`../`,
+        /// absolute names, the root `./`).
+        pub fn raw(mut self, name: &[u8], h: tar::Header, data: &[u8]) -> Layer {
+            append_raw(&mut self.b, name, h, data);
+            self
+        }
+
+        pub fn dir(mut self, path: &str, mode: u32) -> Layer {
+            let mut h = header(tar::EntryType::Directory, mode, 0);
+            self.b.append_data(&mut h, path, std::io::empty()).unwrap();
+            self
+        }
+
+        pub fn file(mut self, path: &str, content: impl AsRef<[u8]>, mode: u32) -> Layer {
+            let content = content.as_ref();
+            let mut h = header(tar::EntryType::Regular, mode, content.len() as u64);
+            self.b.append_data(&mut h, path, content).unwrap();
+            self
+        }
+
+        /// A file with PAX `SCHILY.xattr.*` records.
+        pub fn file_xattrs(
+            mut self,
+            path: &str,
+            content: &str,
+            mode: u32,
+            xattrs: &[(&str, &[u8])],
+        ) -> Layer {
+            let keys: Vec<String> = xattrs
+                .iter()
+                .map(|(k, _)| format!("SCHILY.xattr.{k}"))
+                .collect();
+            let pax: Vec<(&str, &[u8])> = keys
+                .iter()
+                .zip(xattrs)
+                .map(|(k, (_, v))| (k.as_str(), *v))
+                .collect();
+            self.b.append_pax_extensions(pax).unwrap();
+            self.file(path, content, mode)
+        }
+
+        pub fn symlink(mut self, path: &str, target: &str) -> Layer {
+            let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+            self.b.append_link(&mut h, path, target).unwrap();
+            self
+        }
+
+        pub fn hardlink(mut self, path: &str, target: &str) -> Layer {
+            let mut h = header(tar::EntryType::Link, 0o644, 0);
+            self.b.append_link(&mut h, path, target).unwrap();
+            self
+        }
+
+        /// An empty regular file, as whiteouts are written.
+        pub fn marker(self, path: &str) -> Layer {
+            self.file(path, "", 0o644)
+        }
+
+        /// The whiteout of `path` (`DIR/.wh.NAME`).
+        pub fn whiteout(self, path: &str) -> Layer {
+            let (dir, name) = path.rsplit_once('/').expect("a path with a directory");
+            self.marker(&format!("{dir}/.wh.{name}"))
+        }
+
+        /// The finalize record, as a finalized build has it.
+        pub fn finalized(self) -> Layer {
+            self.dir("usr/lib/ostree-finalize", 0o755).file(
+                "usr/lib/ostree-finalize/record.json",
+                "{}\n",
+                0o644,
+            )
+        }
+
+        pub fn tar(self) -> Vec<u8> {
+            self.b.into_inner().unwrap()
+        }
+    }
+
+    /// `ostree-finalize lint --format json ARGS…`.
+    pub fn lint(args: &[&str]) -> super::Outcome {
+        let mut all = vec!["lint", "--format", "json"];
+        all.extend_from_slice(args);
+        super::run(&all)
+    }
+
+    /// The findings of the checks on the tree (those `finalize` makes
+    /// too): everything but the label and record checks only lint makes.
+    pub fn tree_findings(json: &Value) -> Vec<Value> {
+        json["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| {
+                ![
+                    "override-unlabeled",
+                    "override-label-unused",
+                    "not-finalized",
+                ]
+                .contains(&f["check"].as_str().expect("check"))
+            })
+            .cloned()
+            .collect()
+    }
 }
