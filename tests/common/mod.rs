@@ -124,15 +124,41 @@ impl BaseTree {
     }
 }
 
-/// The pristine base tree, built once per process. Never hand it to a test
-/// directly: tests get copies from [`base_tree`].
-fn pristine_tree() -> &'static Path {
-    static PRISTINE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    PRISTINE
+/// How a base tree lays out the places ostree keeps in /var (see
+/// `tests/fixtures/make-base-tree.sh --layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// fedora-bootc: /opt, /usr/local and /root are real directories.
+    Bootc,
+    /// Fedora CoreOS: opt -> var/opt, usr/local -> ../var/usrlocal,
+    /// home, root, srv, mnt and media are links too, plus
+    /// ostree -> sysroot/ostree and var/run -> ../run.
+    Fcos,
+}
+
+impl Layout {
+    /// Both layouts, for tests that must hold on either kind of base.
+    pub const ALL: [Layout; 2] = [Layout::Bootc, Layout::Fcos];
+
+    /// The builder's `--layout` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Bootc => "bootc",
+            Layout::Fcos => "fcos",
+        }
+    }
+}
+
+/// The pristine base tree of a layout, built once per process. Never hand
+/// it to a test directly: tests get copies from [`base_tree_of`].
+fn pristine_tree(layout: Layout) -> &'static Path {
+    static PRISTINE: [OnceLock<tempfile::TempDir>; 2] = [OnceLock::new(), OnceLock::new()];
+    PRISTINE[layout as usize]
         .get_or_init(|| {
             let dir = scratch_dir("pristine-");
             check(
                 Command::new(fixtures_dir().join("make-base-tree.sh"))
+                    .args(["--layout", layout.name()])
                     .arg(dir.path())
                     .arg(rpms()),
             );
@@ -141,11 +167,16 @@ fn pristine_tree() -> &'static Path {
         .path()
 }
 
-/// A fresh copy of the base tree (see `tests/fixtures/make-base-tree.sh`),
-/// made with `cp -a`, so ownership, modes, symlinks and xattrs are the
-/// pristine tree's.
+/// A fresh copy of the bootc-layout base tree (see
+/// `tests/fixtures/make-base-tree.sh`).
 pub fn base_tree() -> BaseTree {
-    let pristine = pristine_tree();
+    base_tree_of(Layout::Bootc)
+}
+
+/// A fresh copy of the base tree of `layout`, made with `cp -a`, so
+/// ownership, modes, symlinks and xattrs are the pristine tree's.
+pub fn base_tree_of(layout: Layout) -> BaseTree {
+    let pristine = pristine_tree(layout);
     let dir = scratch_dir("base-tree-");
     // `SRC/.` into the existing DST also gives DST the root's mode and owner.
     check(
