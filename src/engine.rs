@@ -42,6 +42,9 @@ pub struct Target {
     /// The tree keeps its configuration in /usr/etc (an earlier `--usr-etc`
     /// run); its paths were mapped back to /etc for comparison.
     pub etc_in_usr: bool,
+    /// Base objects of an ostree base that the build wrote in place
+    /// (see [`crate::ostree::written_in_place`]).
+    pub in_place: Vec<crate::ostree::InPlace>,
 }
 
 impl Target {
@@ -56,7 +59,11 @@ impl Target {
     pub fn from_dir_against(root: &Dir, base: &Base) -> Result<Target> {
         let mut opts = walk_options();
         opts.ostree = base.ostree.clone();
-        Target::walk(root, &opts)
+        let mut target = Target::walk(root, &opts)?;
+        if let (Some(files), Some(repo)) = (&base.ostree, &base.repo) {
+            target.in_place = crate::ostree::written_in_place(repo, files, &target.tree.entries)?;
+        }
+        Ok(target)
     }
 
     fn walk(root: &Dir, opts: &WalkOptions) -> Result<Target> {
@@ -67,6 +74,7 @@ impl Target {
             tree,
             rpmdb: rpmdb::read(root)?,
             etc_in_usr: false,
+            in_place: Vec::new(),
         })
     }
 
@@ -127,7 +135,30 @@ pub fn evaluate(
     let default_policy = Policy::default();
     let policy = opts.policy.unwrap_or(&default_policy);
     let packages = target.package_records();
-    let pkg_changes = pkgdiff::diff_packages(&base.packages, &packages);
+    // A base package set that is unknown is no base to compare with: no
+    // package is called added or removed (the warning says why).
+    let pkg_changes = match base.packages_unknown {
+        Some(_) => pkgdiff::PackageChanges::default(),
+        None => pkgdiff::diff_packages(&base.packages, &packages),
+    };
+    // What the build wrote in place through the repository's hardlinks
+    // changed the base's copy too: the base's text of those paths (read
+    // from the object) is the build's, so it is not the base's.
+    let scrubbed;
+    let base = if target.in_place.is_empty() {
+        base
+    } else {
+        let mut copy = base.clone();
+        for group in &target.in_place {
+            for path in &group.paths {
+                if let Ok(i) = copy.entries.binary_search_by(|e| e.path.as_str().cmp(path)) {
+                    copy.entries[i].text = None;
+                }
+            }
+        }
+        scrubbed = copy;
+        &scrubbed
+    };
     let diff_opts = DiffOptions {
         compare_selinux: policy.compare_selinux,
     };
@@ -139,6 +170,8 @@ pub fn evaluate(
         rpmdb: target.rpmdb.as_ref().map(|d| d.location.as_str()),
         move_etc: opts.usr_etc && !target.etc_in_usr,
         extra_clean: &policy.clean,
+        in_place: &target.in_place,
+        packages_added: &pkg_changes.added,
     });
     let input = Input {
         base,
@@ -191,6 +224,9 @@ pub struct Base {
     /// For an ostree commit: its regular files, which the tree compared
     /// with it must be walked against ([`Target::from_dir_against`]).
     pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
+    /// For an ostree commit: its repository, whose objects tell what the
+    /// build wrote in place.
+    pub repo: Option<std::sync::Arc<crate::ostree::repo::Repo>>,
 }
 
 /// Load the base reference:
@@ -218,7 +254,7 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
                     if let Some((repo, commit)) = crate::ostree::detect(root)? {
                         let label =
                             format!("{}{}", crate::ostree::SCHEME, crate::ostree::SYSROOT_REPO);
-                        return ostree_base(root, &repo, &commit, &label);
+                        return ostree_base(root, repo, &commit, &label);
                     }
                     return Err(anyhow::Error::from(e).context(format!(
                         "{origin}: no base reference in the root, and no ostree repository \
@@ -236,6 +272,7 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
         sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         origin,
         ostree: None,
+        repo: None,
     })
 }
 
@@ -243,7 +280,7 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
 /// repository, compared with the tree at `root`.
 pub fn load_ostree(root: &Dir, spec: &crate::ostree::Spec) -> Result<Base> {
     let opened = crate::ostree::open(spec)?;
-    ostree_base(root, &opened.repo, &opened.commit, &opened.label)
+    ostree_base(root, opened.repo, &opened.commit, &opened.label)
 }
 
 /// Read an ostree commit's tree by the walk's rules ([`walk_options`]),
@@ -260,18 +297,19 @@ pub fn read_ostree(opened: &crate::ostree::Opened) -> Result<crate::ostree::Comm
 /// Read an ostree commit as the base.
 fn ostree_base(
     root: &Dir,
-    repo: &crate::ostree::repo::Repo,
+    repo: crate::ostree::repo::Repo,
     commit: &crate::ostree::Checksum,
     label: &str,
 ) -> Result<Base> {
     let progress = crate::progress::Progress::start("reading the base commit");
-    let loaded = crate::ostree::load(root, repo, commit, label, &walk_options())?;
+    let loaded = crate::ostree::load(root, &repo, commit, label, &walk_options())?;
     drop(progress);
     Ok(Base {
         manifest: loaded.manifest,
         origin: loaded.origin,
         sha256: hex::encode(loaded.commit),
         ostree: Some(loaded.files),
+        repo: Some(std::sync::Arc::new(repo)),
     })
 }
 

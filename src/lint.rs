@@ -261,7 +261,8 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
                 repo: &opened.repo,
             };
             let mut contents = image.read_against(&against, opts)?;
-            let loaded = commit.finish(&opened.repo, contents.base_db.take())?;
+            let base_db = contents.base_db.take();
+            let loaded = commit.finish(&opened.repo, base_db, contents.target.rpmdb.as_ref())?;
             (contents, loaded.manifest, loaded.origin)
         }
         BaseFrom::File(file) => {

@@ -241,6 +241,11 @@ pub struct Manifest {
     pub packages: Vec<PackageRecord>,
     /// Every path, sorted by path.
     pub entries: Vec<Entry>,
+    /// Why the base's package set is unknown, when it is (an ostree base
+    /// whose rpm database the build wrote in place, with no package list
+    /// in the commit). Never recorded: a fact of this run.
+    #[serde(skip)]
+    pub packages_unknown: Option<String>,
 }
 
 impl Manifest {
@@ -335,6 +340,7 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
+            packages_unknown: None,
             version: FORMAT_VERSION,
             generator: "test".into(),
             rpmdb: None,

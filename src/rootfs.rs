@@ -10,8 +10,10 @@
 //! Regular files are hashed while walking, in parallel on all cores
 //! (rayon), with large reads; sha2 uses the CPU's SHA extensions. Against a
 //! base read from an ostree commit ([`WalkOptions::ostree`]), a base file
-//! is hashed as ostree would, behind the base's file header, and a file
-//! that is still a hardlink to the repository's object is not read.
+//! is hashed as ostree would, behind the base's file header. It is read
+//! even when it is still a hardlink to the repository's object: a build
+//! whose storage keeps hardlinks (buildah's vfs driver) writes in place
+//! through exactly those links, changing the object with the file.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -104,8 +106,7 @@ pub struct WalkOptions {
     pub keep_text: bool,
     /// Compare with a base read from an ostree commit: a regular file the
     /// base has gets [`Entry::ostree`] (the base's header with this
-    /// content) instead of a SHA-256, and is not read when it is still the
-    /// repository's object (same device and inode, ostree's zero mtime).
+    /// content) instead of a SHA-256.
     pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
 }
 
@@ -259,20 +260,15 @@ impl Walker<'_> {
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
                 let keep = self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size);
                 let base = self.opts.ostree.as_deref().and_then(|b| b.get(&entry.path));
-                if let Some(base) = base.filter(|b| !keep && is_object(b, &st)) {
-                    entry.ostree = Some(Checksum(base.checksum));
-                    crate::progress::add_file(0);
-                } else {
-                    let prefix = base.map_or(&[][..], |b| b.header.bytes());
-                    let (digest, text) = hash_file(fd, &st, keep, prefix)
-                        .with_context(|| format!("{}: cannot read", entry.path))?;
-                    let digest = Some(Checksum(digest));
-                    match base {
-                        Some(_) => entry.ostree = digest,
-                        None => entry.sha256 = digest,
-                    }
-                    entry.text = text;
+                let prefix = base.map_or(&[][..], |b| b.header.bytes());
+                let (digest, text) = hash_file(fd, &st, keep, prefix)
+                    .with_context(|| format!("{}: cannot read", entry.path))?;
+                let digest = Some(Checksum(digest));
+                match base {
+                    Some(_) => entry.ostree = digest,
+                    None => entry.sha256 = digest,
                 }
+                entry.text = text;
             }
             Kind::Symlink => {
                 let target = rustix::fs::readlinkat(parent, name, Vec::new())
@@ -325,14 +321,6 @@ fn open_child(parent: &Dir, name: &OsStr, extra: OFlags) -> std::io::Result<Owne
     }
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | extra;
     Ok(rustix::fs::openat(parent, name, flags, Mode::empty())?)
-}
-
-/// Whether a file is an ostree repository's object for `base`: the same
-/// inode, with the zero mtime ostree gives objects (a write in place, which
-/// would have changed the object too, moves it).
-fn is_object(base: &crate::ostree::BaseFile, st: &rustix::fs::Statx) -> bool {
-    let dev = u64::from(st.stx_dev_major) << 32 | u64::from(st.stx_dev_minor);
-    base.inode == Some((dev, st.stx_ino)) && st.stx_mtime.tv_sec == 0 && st.stx_mtime.tv_nsec == 0
 }
 
 /// Hash a regular file, after `prefix` (an ostree file header, or nothing).

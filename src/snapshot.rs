@@ -31,5 +31,6 @@ pub fn manifest_from(target: Target) -> Manifest {
         rpmdb: target.rpmdb.map(|d| d.location),
         packages,
         entries,
+        packages_unknown: None,
     }
 }

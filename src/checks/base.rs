@@ -8,6 +8,7 @@ use similar::TextDiff;
 use super::{Check, Finding, Input, Level};
 use crate::diff::{Aspect, Change};
 use crate::manifest::{Entry, Kind};
+use crate::ostree::InPlace;
 use crate::zones::{Zone, zone};
 
 /// `base-modified`.
@@ -83,6 +84,15 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         Some(n) => format!(" ({n} base paths beneath it are gone with it)"),
         None => String::new(),
     };
+    // Base paths the build wrote in place through the repository's
+    // hardlinks: one finding per object, below.
+    let in_place: std::collections::HashMap<&str, &InPlace> = input
+        .plan
+        .in_place
+        .iter()
+        .flat_map(|g| g.paths.iter().map(move |p| (p.as_str(), g)))
+        .collect();
+    let mut written: std::collections::BTreeMap<&str, Vec<(&Entry, &Entry)>> = Default::default();
 
     for change in input.changes {
         match change {
@@ -94,6 +104,13 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 current,
                 aspects,
             } => match zone(&base.path) {
+                Zone::Os if in_place.contains_key(base.path.as_str()) => {
+                    let group = in_place[base.path.as_str()];
+                    written
+                        .entry(&group.object)
+                        .or_default()
+                        .push((base, current));
+                }
                 Zone::Os => {
                     let msg = format!(
                         "{} of base path {} changed: {}{}.",
@@ -123,6 +140,65 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             Change::Added(_) => {}
         }
     }
+    for group in &input.plan.in_place {
+        if let Some(paths) = written.get(group.object.as_str())
+            && let Some(f) = written_in_place(input, group, paths)
+        {
+            out.push(f);
+        }
+    }
+}
+
+/// The one finding for a base object the build wrote in place, naming the
+/// first changed base path outside /etc and /var and every other path that
+/// changed with it. None when those paths are only rpm-ostree's record of
+/// the base database written together with the rpm database (`rpm -i`
+/// wrote it; finalize rebuilds it).
+fn written_in_place(input: &Input, group: &InPlace, paths: &[(&Entry, &Entry)]) -> Option<Finding> {
+    let through_rpmdb = group.paths.iter().any(|p| crate::zones::in_rpmdb(p));
+    let mut os: Vec<&(&Entry, &Entry)> = paths
+        .iter()
+        .filter(|(b, _)| {
+            !(through_rpmdb && crate::path::is_within(&b.path, crate::ostree::BASE_DB))
+        })
+        .collect();
+    os.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (base, current) = **os.first()?;
+    let others: Vec<&str> = group
+        .paths
+        .iter()
+        .map(String::as_str)
+        .filter(|p| *p != base.path)
+        .collect();
+    let with = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Changed with it, through the same object: {}.",
+            others.join(", ")
+        )
+    };
+    let object = match &group.repo_path {
+        Some(p) => format!("{}… ({p})", &group.object[..12]),
+        None => format!("{}…", &group.object[..12]),
+    };
+    let msg = format!(
+        "base path {} was written in place: it is a hardlink to the base's ostree object \
+         {object}, kept by the build's storage (buildah's vfs driver keeps them), so the write \
+         changed the base's copy too and the object no longer matches its checksum. The base's \
+         version is known only by that checksum; now it is a {} of {} bytes, mode {:04o}, \
+         uid {}, gid {}.{with} Install your own files under new paths, and change files you \
+         may change (/etc) by writing a new file and renaming it over the old one. With \
+         --allow-overrides, finalize gives each path its own copy and drops the broken object, \
+         so the image still imports.",
+        subject(input, base),
+        current.kind.name(),
+        current.size,
+        current.mode,
+        current.uid,
+        current.gid,
+    );
+    Some(owned(input, &MODIFIED, base, msg))
 }
 
 /// "PATH (owned by NEVRA)", or just the path.
@@ -192,6 +268,15 @@ fn short(h: &Option<crate::manifest::Checksum>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// "sha256 0123456789ab…", or for a file compared with an ostree base,
+/// "ostree 0123456789ab…" (the content checksum, header included).
+fn digest(e: &Entry) -> String {
+    match (&e.sha256, &e.ostree) {
+        (None, Some(o)) => format!("ostree {}…", short(&Some(*o))),
+        (sha, _) => format!("sha256 {}…", short(sha)),
+    }
+}
+
 /// "old → new" for every aspect.
 pub fn describe(base: &Entry, current: &Entry, aspects: &[Aspect]) -> String {
     let parts: Vec<String> = aspects
@@ -208,10 +293,10 @@ pub fn describe(base: &Entry, current: &Entry, aspects: &[Aspect]) -> String {
             Aspect::Uid => format!("uid {} → {}", base.uid, current.uid),
             Aspect::Gid => format!("gid {} → {}", base.gid, current.gid),
             Aspect::Content => format!(
-                "sha256 {}… ({} bytes) → {}… ({} bytes)",
-                short(&base.sha256),
+                "{} ({} bytes) → {} ({} bytes)",
+                digest(base),
                 base.size,
-                short(&current.sha256),
+                digest(current),
                 current.size
             ),
             Aspect::Target => format!(

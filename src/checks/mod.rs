@@ -72,6 +72,7 @@ pub const CHECKS: &[Check] = &[
     base::MODIFIED,
     base::REMOVED,
     rpm::BASE_CHANGED,
+    rpm::PACKAGES_UNKNOWN,
     files::SPECIAL,
     files::NON_UTF8,
     base::ETC_MODIFIED,

@@ -17,7 +17,33 @@ build. Fix: drop the package operation; if it is deliberate (e.g. a hotfix kerne
 build with --allow-overrides and LABEL ostree.override=true.",
 };
 
+/// `base-packages-unknown`.
+pub const PACKAGES_UNKNOWN: Check = Check {
+    id: "base-packages-unknown",
+    default_level: Level::Warn,
+    overridable: false,
+    summary: "The base's package set could not be established",
+    description: "The base is an ostree commit whose rpm database the build wrote in \
+place: the image keeps its base files as hardlinks into /sysroot/ostree/repo, and a \
+storage driver that keeps those hardlinks (buildah's vfs) lets `rpm -i` write the \
+commit's own copy. The commit carries no rpmostree.rpmdb.pkglist to name the base \
+packages instead, so no package is reported as added, removed or changed, and \
+rpm-base-changed was not enforced. Fix: lint the image against the pristine base \
+(`ostree-finalize lint --image REF --base-image BASE` or --base ostree:REPO), or \
+build with overlay storage, which breaks the hardlinks on the first write.",
+};
+
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
+    if let Some(why) = &input.base.packages_unknown {
+        out.push(Finding::new(
+            &PACKAGES_UNKNOWN,
+            None,
+            format!(
+                "The base's package set is unknown: {why}. No package was compared; \
+                 lint the image against the pristine base to check its packages."
+            ),
+        ));
+    }
     let p = input.packages;
     let mut push = |pkg: &str, msg: String| {
         out.push(Finding::new(&BASE_CHANGED, None, format!("{msg}.")).with_package(Some(pkg)));

@@ -77,6 +77,8 @@ fn run(root: &Dir, action: &Action) -> Result<()> {
         }),
         Action::Remove { path, dir } => remove(root, path, *dir),
         Action::CheckpointRpmdb { dir } => checkpoint_rpmdb(root, dir),
+        Action::Unshare { path } => unshare(root, path),
+        Action::RebuildBaseDb { dir, from, drop } => rebuild_base_db(root, dir, from, drop),
         Action::MoveEtcToUsrEtc => {
             let usr = open_path(root, "/usr", false)?;
             match rustix::fs::statx(
@@ -139,6 +141,18 @@ pub(crate) fn write_file(
     gid: u32,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_file_xattrs(root, path, (mode, uid, gid), &[], fill)
+}
+
+/// [`write_file`], with xattrs set after the owner and mode (chown drops
+/// `security.capability`) and before the file becomes visible.
+fn write_file_xattrs(
+    root: &Dir,
+    path: &str,
+    (mode, uid, gid): (u32, u32, u32),
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let (dir, name) = open_parent(root, path, true)?;
     let mut tmp = b".".to_vec();
     tmp.extend_from_slice(&name);
@@ -160,6 +174,10 @@ pub(crate) fn write_file(
         rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))?;
         // After chown, which clears setuid/setgid bits.
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
+        for (name, value) in xattrs {
+            let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+            rustix::fs::fsetxattr(&file, name, value, rustix::fs::XattrFlags::empty())?;
+        }
         file.sync_all()?;
         rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name.as_slice())?;
         Ok(())
@@ -197,6 +215,140 @@ fn remove(root: &Dir, path: &str, dir: bool) -> Result<()> {
         }
         Err(e) => Err(anyhow::Error::from(e).context(format!("{path}: cannot remove"))),
     }
+}
+
+/// Give `path` its own inode: the same content, owner, mode and xattrs,
+/// written next to it and renamed over it. Already alone is fine (a rerun
+/// writes the same file again), and so is gone.
+fn unshare(root: &Dir, path: &str) -> Result<()> {
+    let (dir, name) = open_parent(root, path, false)?;
+    let src = match rustix::fs::openat(
+        &dir,
+        name.as_slice(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
+        // Gone (an rpm database's -shm, removed by the checkpoint): no
+        // hardlink left to break.
+        Err(Errno::NOENT) => return Ok(()),
+        other => other.with_context(|| format!("{path}: cannot open"))?,
+    };
+    let st = rustix::fs::fstat(&src)?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+        bail!("{path}: no longer a regular file; rerun finalize");
+    }
+    let xattrs =
+        crate::ostree::repo::raw_xattrs(&src).with_context(|| format!("{path}: xattrs"))?;
+    let mut reader = std::fs::File::from(src);
+    write_file_xattrs(
+        root,
+        path,
+        (st.st_mode, st.st_uid, st.st_gid),
+        &xattrs,
+        |out| std::io::copy(&mut reader, out).map(|_| ()),
+    )
+}
+
+/// Rebuild rpm-ostree's record of the base's rpm database in `dir` from
+/// the rpm database in `from`, leaving out the headers of `drop` (the
+/// packages the build added): exactly the base's package set, every index
+/// table with it. Written beside the old file and renamed over it.
+fn rebuild_base_db(root: &Dir, dir: &str, from: &str, added: &[String]) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    const DB: &str = "rpmdb.sqlite";
+    const TMP: &str = ".rpmdb.sqlite.ostree-finalize-tmp";
+    let what = || format!("{dir}/{DB}: cannot rebuild from {from}/{DB}");
+    let dst = open_path(root, dir, false).with_context(what)?;
+    let old = rustix::fs::statx(
+        &dst,
+        DB,
+        AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .with_context(what)?;
+    let src_dir = open_path(root, from, false).with_context(what)?;
+    let src = rustix::fs::openat(
+        &src_dir,
+        DB,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(what)?;
+    for stale in [
+        TMP,
+        ".rpmdb.sqlite.ostree-finalize-tmp-wal",
+        ".rpmdb.sqlite.ostree-finalize-tmp-shm",
+        ".rpmdb.sqlite.ostree-finalize-tmp-journal",
+    ] {
+        match rustix::fs::unlinkat(&dst, stale, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(anyhow::Error::from(e).context(what())),
+        }
+    }
+    let fd = rustix::fs::openat(
+        &dst,
+        TMP,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .with_context(what)?;
+    let mut out = std::fs::File::from(fd);
+    std::io::copy(&mut std::fs::File::from(src), &mut out).with_context(what)?;
+    let result = (|| -> Result<()> {
+        let via = format!("/proc/self/fd/{}/{TMP}", dst.as_fd().as_raw_fd());
+        let conn = rusqlite::Connection::open_with_flags(
+            &via,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut dropped = Vec::new();
+        {
+            let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let hnum: i64 = row.get(0)?;
+                let blob: Vec<u8> = row.get(1)?;
+                let pkg = crate::rpmdb::parse_header_blob(&blob)
+                    .with_context(|| format!("header {hnum}"))?;
+                if added.contains(&pkg.nevra()) {
+                    dropped.push(hnum);
+                }
+            }
+        }
+        let tables: Vec<String> = {
+            let mut stmt = conn.prepare(
+                "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c \
+                 WHERE m.type = 'table' AND c.name = 'hnum'",
+            )?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut names: Vec<String> = names.collect::<rusqlite::Result<_>>()?;
+            // The index tables refer to Packages: it goes last.
+            names.sort_by_key(|n| n == "Packages");
+            names
+        };
+        let tx = conn.unchecked_transaction()?;
+        for table in &tables {
+            let sql = format!(
+                "DELETE FROM \"{}\" WHERE hnum = ?1",
+                table.replace('"', "\"\"")
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            for hnum in &dropped {
+                stmt.execute([hnum])?;
+            }
+        }
+        tx.commit()?;
+        conn.execute_batch("VACUUM")?;
+        drop(conn);
+        rustix::fs::fchown(&out, Some(uid_of(old.stx_uid)), Some(gid_of(old.stx_gid)))?;
+        rustix::fs::fchmod(&out, Mode::from_raw_mode(u32::from(old.stx_mode) & 0o7777))?;
+        out.sync_all()?;
+        rustix::fs::renameat(&dst, TMP, &dst, DB)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dst, TMP, AtFlags::empty());
+    }
+    result.with_context(what)
 }
 
 /// Fold committed WAL data into the rpmdb, then drop the -shm/-wal and

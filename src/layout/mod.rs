@@ -54,6 +54,23 @@ pub enum Action {
     },
     /// Move `/etc` to `/usr/etc` (`--usr-etc`).
     MoveEtcToUsrEtc,
+    /// Give a file its own inode, same content, owner, mode and xattrs: it
+    /// was a hardlink to a base ostree object the build wrote in place.
+    Unshare {
+        /// Absolute path.
+        path: String,
+    },
+    /// Rebuild rpm-ostree's record of the base's rpm database, written in
+    /// place together with the rpm database through a shared ostree
+    /// object: the current database without the packages the build added.
+    RebuildBaseDb {
+        /// The record's directory (`/usr/lib/sysimage/rpm-ostree-base-db`).
+        dir: String,
+        /// The rpm database directory it is rebuilt from.
+        from: String,
+        /// NEVRAs of the packages the build added, left out.
+        drop: Vec<String>,
+    },
 }
 
 /// Runtime content cleaned below one path.
@@ -84,4 +101,8 @@ pub struct Plan {
     pub users_added: Vec<String>,
     /// Files the plan writes.
     pub generated: Vec<String>,
+    /// Base ostree objects the build wrote in place, repaired: each path
+    /// gets its own copy and the object leaves the image's repository.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub in_place: Vec<crate::ostree::InPlace>,
 }

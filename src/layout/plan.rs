@@ -36,6 +36,10 @@ pub struct PlanInput<'a> {
     pub move_etc: bool,
     /// The policy's extra paths to clean (added content only).
     pub extra_clean: &'a globset::GlobSet,
+    /// Base ostree objects the build wrote in place.
+    pub in_place: &'a [crate::ostree::InPlace],
+    /// NEVRAs of the packages the build added.
+    pub packages_added: &'a [String],
 }
 
 fn is_leftover(path: &str) -> bool {
@@ -192,10 +196,50 @@ pub fn plan(input: &PlanInput) -> Plan {
             dir: dir.to_string(),
         });
     }
+    repair_in_place(input, &mut plan);
     if input.move_etc {
         plan.actions.push(Action::MoveEtcToUsrEtc);
     }
     plan
+}
+
+/// Repair what the build wrote in place through the image's hardlinks into
+/// its ostree repository, so that the importer takes the image: every
+/// path that was such an object gets its own copy (rpm-ostree's record of
+/// the base database is rebuilt instead), then the object, which no longer
+/// matches its name, leaves the image's repository (the base layer still
+/// has the original). After the rpm database's checkpoint, which writes it.
+fn repair_in_place(input: &PlanInput, plan: &mut Plan) {
+    use crate::ostree::BASE_DB;
+    for group in input.in_place {
+        let through_rpmdb = group.paths.iter().any(|p| in_rpmdb(p));
+        let mut rebuilt = false;
+        for path in &group.paths {
+            if through_rpmdb && is_within(path, BASE_DB) {
+                if let (false, Some(from)) = (rebuilt, input.rpmdb) {
+                    plan.actions.push(Action::RebuildBaseDb {
+                        dir: BASE_DB.to_string(),
+                        from: from.to_string(),
+                        drop: input.packages_added.to_vec(),
+                    });
+                    rebuilt = true;
+                }
+                continue;
+            }
+            let is_file =
+                in_rpmdb(path) || input.tree.get(path).is_some_and(|e| e.kind == Kind::File);
+            if is_file {
+                plan.actions.push(Action::Unshare { path: path.clone() });
+            }
+        }
+        if let Some(object) = &group.repo_path {
+            plan.actions.push(Action::Remove {
+                path: object.clone(),
+                dir: false,
+            });
+        }
+    }
+    plan.in_place = input.in_place.to_vec();
 }
 
 /// The child of a runtime directory that `path` is in.

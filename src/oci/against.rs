@@ -34,7 +34,7 @@ use anyhow::{Context, Result};
 use crate::manifest::{Checksum, Entry, Kind};
 use crate::ostree::objects::FileHeader;
 use crate::ostree::repo::{Repo, parse_checksum};
-use crate::ostree::{BaseFiles, object_digest, pull_hint};
+use crate::ostree::{BaseFiles, object_digest};
 
 /// Where ostree's container images keep content objects.
 pub const OBJECTS: &str = "/sysroot/ostree/repo/objects/";
@@ -97,15 +97,7 @@ impl Against<'_> {
             None => (&[][..], e.sha256.take()),
         };
         let digest = digest.with_context(|| format!("{path}: a regular file with no digest"))?;
-        let object = object_digest(self.repo, &base.checksum, prefix)?.with_context(|| {
-            format!(
-                "{path}: a hardlink to a file whose content was hashed for another path; \
-                 comparing it needs the base object's content, which {} keeps compressed \
-                 (an archive repository). {}",
-                self.repo.name,
-                pull_hint(self.repo)
-            )
-        })?;
+        let object = object_digest(self.repo, &base.checksum, prefix)?;
         e.ostree = Some(if object == digest.0 {
             Checksum(base.checksum)
         } else {

@@ -340,6 +340,7 @@ impl Extras {
                 tree,
                 rpmdb: self.rpmdb,
                 etc_in_usr: false,
+                in_place: Vec::new(),
             },
             base_reference: self.base_reference,
             finalized: self.finalized,

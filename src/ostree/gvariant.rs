@@ -168,6 +168,27 @@ pub fn array(data: &[u8], elem: Layout) -> Result<Vec<&[u8]>> {
     Ok(out)
 }
 
+/// A `v`: the value's bytes and its type string (what follows the last
+/// NUL).
+pub fn variant(data: &[u8]) -> Result<(&[u8], &[u8])> {
+    let nul = data
+        .iter()
+        .rposition(|&b| b == 0)
+        .ok_or_else(|| anyhow::anyhow!("variant without a type string"))?;
+    Ok((&data[..nul], &data[nul + 1..]))
+}
+
+/// Look `key` up in an `a{sv}`: the value's bytes and type string.
+pub fn lookup_sv<'a>(dict: &'a [u8], key: &str) -> Result<Option<(&'a [u8], &'a [u8])>> {
+    for item in array(dict, Layout::DICT_SV)? {
+        let parts = tuple(item, &[Layout::BYTES, Layout::Variable { align: 8 }])?;
+        if string(parts[0])? == key.as_bytes() {
+            return variant(parts[1]).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 /// A big-endian `u` (ostree writes numbers big-endian).
 pub fn u32_be(data: &[u8]) -> Result<u32> {
     let bytes: [u8; 4] = data

@@ -32,6 +32,7 @@ pub mod repo;
 pub mod tree;
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -157,7 +158,9 @@ pub fn detect(root: &Dir) -> Result<Option<(Repo, Checksum)>> {
     if !dir.exists("config") || !dir.exists("objects") {
         return Ok(None);
     }
-    let repo = Repo::open(dir, SYSROOT_REPO)?;
+    let mut repo = Repo::open(dir, SYSROOT_REPO)?;
+    let encoded = crate::path::encode(rel.as_os_str().as_bytes()).0;
+    repo.in_tree = Some(format!("/{encoded}"));
     let commits = repo.commits()?;
     match commits.as_slice() {
         [one] => Ok(Some((repo, *one))),
@@ -186,7 +189,7 @@ pub fn resolve(repo: &Repo, rev: Option<&str>) -> Result<Checksum> {
 /// (`opts`), packages from the image's own records (see the module docs).
 /// `root` is the tree that will be compared with it; `spec` names the base
 /// in the origin. [`read`] then [`CommitBase::finish`] with the root's
-/// [`tree_base_db`].
+/// [`tree_base_db`], trusted only while it still is the commit's.
 pub fn load(
     root: &Dir,
     repo: &Repo,
@@ -195,7 +198,9 @@ pub fn load(
     opts: &WalkOptions,
 ) -> Result<OstreeBase> {
     let base = read(repo, commit, spec, opts)?;
-    base.finish(repo, tree_base_db(root)?)
+    let in_tree = tree_base_db(root)?.filter(|db| base.db_unchanged(root, &db.location));
+    let current = rpmdb::read(root)?;
+    base.finish(repo, in_tree, current.as_ref())
 }
 
 /// A commit's tree, read, before the base package set is chosen: that
@@ -205,12 +210,12 @@ pub fn load(
 pub struct CommitBase {
     /// Every path, sorted, as the walk records them.
     entries: Vec<crate::manifest::Entry>,
-    /// Files directly inside the rpm database directories.
-    db_files: std::collections::BTreeMap<String, Checksum>,
     /// The base's regular files, for hashing the tree compared with it.
     pub files: Arc<BaseFiles>,
     /// The commit.
     pub commit: Checksum,
+    /// The commit object, for its package list.
+    object: objects::Commit,
     /// How the origin names the base.
     spec: String,
 }
@@ -222,9 +227,9 @@ pub fn read(repo: &Repo, commit: &Checksum, spec: &str, opts: &WalkOptions) -> R
     let tree = tree::read(repo, &c.root_tree, &c.root_meta, opts)?;
     Ok(CommitBase {
         entries: tree.entries,
-        db_files: tree.db_files,
         files: Arc::new(tree.files),
         commit: *commit,
+        object: c,
         spec: spec.to_string(),
     })
 }
@@ -232,20 +237,34 @@ pub fn read(repo: &Repo, commit: &Checksum, spec: &str, opts: &WalkOptions) -> R
 impl CommitBase {
     /// The base, with its package set taken from `in_tree` (the compared
     /// tree's [`BASE_DB`], see [`tree_base_db`]) when there is one, else
-    /// from the commit (see the module docs).
-    pub fn finish(self, repo: &Repo, in_tree: Option<RpmDb>) -> Result<OstreeBase> {
-        let (rpmdb, from) = match in_tree {
-            Some(db) => (Some(db), format!("packages from {BASE_DB} in the tree")),
-            None => committed_packages(repo, &self.entries, &self.db_files, &self.files)?,
+    /// from the commit (see the module docs). `current` is the compared
+    /// tree's rpm database: when the commit's own database was written in
+    /// place, its package list names the base packages and `current`
+    /// gives their files.
+    pub fn finish(
+        self,
+        repo: &Repo,
+        in_tree: Option<RpmDb>,
+        current: Option<&RpmDb>,
+    ) -> Result<OstreeBase> {
+        let (rpmdb, from, unknown) = match in_tree {
+            Some(db) => (
+                Some(db),
+                format!("packages from {BASE_DB} in the tree"),
+                None,
+            ),
+            None => committed_packages(repo, &self, current)?,
         };
-        let manifest = crate::snapshot::manifest_from(Target {
+        let mut manifest = crate::snapshot::manifest_from(Target {
             tree: Tree {
                 entries: self.entries,
                 mounts: Vec::new(),
             },
             rpmdb,
             etc_in_usr: false,
+            in_place: Vec::new(),
         });
+        manifest.packages_unknown = unknown;
         let origin = format!(
             "{} (commit {}; {from})",
             self.spec,
@@ -258,6 +277,36 @@ impl CommitBase {
             origin,
         })
     }
+
+    /// Whether the rpm database in the tree's directory `dir` (its
+    /// [`BASE_DB`]) still is what the commit holds there, file by file. A
+    /// directory the commit does not have (made by the build's own
+    /// rpm-ostree) is the tree's record and counts as unchanged.
+    fn db_unchanged(&self, root: &Dir, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        let mut files = self
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with(&prefix))
+            .peekable();
+        if files.peek().is_none() {
+            return true;
+        }
+        files.all(|(path, _)| {
+            let Some(base) = self.files.get(path) else {
+                return false;
+            };
+            tree_file_checksum(root, path, base).ok() == Some(base.checksum)
+        })
+    }
+}
+
+/// The ostree checksum of the tree's file at `path` hashed behind the
+/// base's header: the base's checksum exactly when it is unchanged.
+fn tree_file_checksum(root: &Dir, path: &str, base: &BaseFile) -> Result<Checksum> {
+    let rel = crate::path::decode(&path[1..]).with_context(|| format!("{path}: bad path"))?;
+    let file = root.open(std::path::Path::new(OsStr::from_bytes(&rel)))?;
+    digest_after(base.header.bytes(), file).with_context(|| format!("{path}: cannot read"))
 }
 
 /// rpm-ostree's record of the base's rpm database ([`BASE_DB`]) in the
@@ -267,6 +316,67 @@ pub fn tree_base_db(root: &Dir) -> Result<Option<RpmDb>> {
         Some(found) => Ok(Some(rpmdb::read_found(root, &found)?)),
         None => Ok(None),
     }
+}
+
+/// A base content object the build wrote in place: the paths that were it
+/// share its inode in a container layer that kept the checkout's
+/// hardlinks (buildah's vfs driver), so writing one wrote the object and
+/// every other path with the same content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InPlace {
+    /// The object, by its (no longer true) checksum, in hex.
+    pub object: String,
+    /// Where it lives in the image's repository, when that is in the tree
+    /// (`/sysroot/ostree/repo/objects/ab/cdef….file`).
+    pub repo_path: Option<String>,
+    /// Every base path that was this object, walked files and rpm database
+    /// files alike, sorted.
+    pub paths: Vec<String>,
+}
+
+/// The base objects the build wrote in place. A regular file of the tree
+/// whose checksum is not its base's is either changed on its own (a new
+/// inode: copy-up, rename) or changed together with the object; only the
+/// object itself tells, so it is verified, hashed as ostree does. The rpm
+/// database files (never walked, and written in place by every `rpm -i`)
+/// are always verified. Objects already gone from the image's repository
+/// count as written in place (an earlier finalize removed them).
+pub fn written_in_place(
+    repo: &Repo,
+    files: &BaseFiles,
+    entries: &[crate::manifest::Entry],
+) -> Result<Vec<InPlace>> {
+    use rayon::prelude::*;
+    let mut candidates: Vec<Checksum> = entries
+        .iter()
+        .filter(|e| e.kind == crate::manifest::Kind::File)
+        .filter_map(|e| {
+            let base = files.get(&e.path)?;
+            (e.ostree.map(|c| c.0) != Some(base.checksum)).then_some(base.checksum)
+        })
+        .chain(files.db_files.values().copied())
+        .collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let verdicts: Vec<(Checksum, bool)> = candidates
+        .par_iter()
+        .map(|sum| {
+            let intact = !files.missing.contains(sum) && repo.verify_content(sum)?;
+            Ok((*sum, intact))
+        })
+        .collect::<Result<_>>()?;
+    Ok(verdicts
+        .into_iter()
+        .filter(|(_, intact)| !intact)
+        .map(|(object, _)| InPlace {
+            object: hex::encode(object),
+            repo_path: repo
+                .in_tree
+                .as_ref()
+                .map(|dir| format!("{dir}/{}", repo.content_object_path(&object))),
+            paths: files.paths_of(&object),
+        })
+        .collect())
 }
 
 /// What to do about an `archive` repository, whose objects' content this
@@ -281,42 +391,42 @@ pub fn pull_hint(repo: &Repo) -> String {
 
 /// SHA-256 of `prefix` followed by the content of `repo`'s regular-file
 /// object `object`, streamed: whether some content, hashed behind
-/// `prefix`, equals the object's, without holding either. `None` for an
-/// `archive` repository, whose objects are compressed.
-pub fn object_digest(repo: &Repo, object: &Checksum, prefix: &[u8]) -> Result<Option<Checksum>> {
+/// `prefix`, equals the object's, without holding either.
+pub fn object_digest(repo: &Repo, object: &Checksum, prefix: &[u8]) -> Result<Checksum> {
+    digest_after(prefix, repo.open_content(object)?)
+        .with_context(|| format!("{}: reading content object", repo.name))
+}
+
+/// SHA-256 of `prefix` followed by everything `content` yields.
+pub fn digest_after(prefix: &[u8], mut content: impl Read) -> Result<Checksum> {
     use sha2::Digest;
-    use std::io::Read;
-    let Some((objects, path)) = repo.content_file(object) else {
-        return Ok(None);
-    };
-    let what = || format!("{}: content object {}", repo.name, path.display());
-    let mut file = objects.open(&path).with_context(what)?.into_std();
     let mut hasher = sha2::Sha256::new();
     hasher.update(prefix);
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = file.read(&mut buf).with_context(what)?;
+        let n = content.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(Some(hasher.finalize().into()))
+    Ok(hasher.finalize().into())
 }
 
-/// The base package set from the commit itself, and where it came from.
+/// The base package set from the commit itself, where it came from, and
+/// why it is unknown when it is.
 fn committed_packages(
     repo: &Repo,
-    entries: &[crate::manifest::Entry],
-    db_files: &std::collections::BTreeMap<String, Checksum>,
-    files: &BaseFiles,
-) -> Result<(Option<RpmDb>, String)> {
+    base: &CommitBase,
+    current: Option<&RpmDb>,
+) -> Result<(Option<RpmDb>, String, Option<String>)> {
+    let (entries, files) = (&base.entries, &base.files);
     let committed = |dir: &str, opaque: bool| -> Option<(String, Backend, Checksum)> {
         let dir = tree::resolve(entries, dir)?;
         Backend::DETECTION_ORDER.into_iter().find_map(|backend| {
             let path = crate::path::join(&dir, backend.file());
             let sum = if opaque {
-                db_files.get(&path).copied()
+                files.db_files.get(&path).copied()
             } else {
                 None
             }
@@ -338,23 +448,114 @@ fn committed_packages(
         return Ok((
             None,
             "no rpm database in the commit or the tree".to_string(),
+            None,
         ));
     };
     let name = format!("{}/{}", dir, backend.file());
-    let (objects, file) = repo.content_file(&sum).with_context(|| {
-        format!(
-            "{}: {name}: reading an rpm database from an archive repository is not \
-             supported. {}",
-            repo.name,
-            pull_hint(repo)
-        )
-    })?;
-    let packages = rpmdb::read_file(objects, &file, backend, &format!("{}:{name}", repo.name))?;
+    if files.missing.contains(&sum) || !repo.verify_content(&sum)? {
+        return pkglist_packages(base, &name, &sum, current);
+    }
+    let packages = read_db_object(repo, &sum, backend, &format!("{}:{name}", repo.name))?;
     Ok((
         Some(RpmDb {
             location: dir,
             packages,
         }),
         from,
+        None,
+    ))
+}
+
+/// Read an rpm database file that is a content object: in place in a
+/// bare-type repository, decompressed into a private file from an
+/// `archive` one.
+fn read_db_object(
+    repo: &Repo,
+    sum: &Checksum,
+    backend: Backend,
+    name: &str,
+) -> Result<Vec<rpmdb::Package>> {
+    if let Some((objects, file)) = repo.content_file(sum) {
+        return rpmdb::read_file(objects, &file, backend, name);
+    }
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let file = std::path::Path::new(backend.file());
+    let mut out = std::fs::File::create(scratch.path().join(file))
+        .with_context(|| format!("{name}: cannot decompress into a scratch file"))?;
+    std::io::copy(&mut repo.open_content(sum)?, &mut out)
+        .with_context(|| format!("{name}: cannot decompress"))?;
+    drop(out);
+    let dir = crate::rootfs::open_ambient_dir(scratch.path(), "a scratch directory")?;
+    rpmdb::read_file(&dir, file, backend, name)
+}
+
+/// The base package set when the commit's rpm database object `sum` (at
+/// `name`) no longer verifies: the commit's package list (rpm-ostree's
+/// [`objects::PKGLIST_KEY`]), each package's files from the same NEVRA
+/// in `current`. Without a list the set is unknown, and says why.
+fn pkglist_packages(
+    base: &CommitBase,
+    name: &str,
+    sum: &Checksum,
+    current: Option<&RpmDb>,
+) -> Result<(Option<RpmDb>, String, Option<String>)> {
+    let cause = format!(
+        "the commit's rpm database {name} (ostree object {}) no longer matches its checksum: \
+         the build wrote it in place through a hardlink its storage kept",
+        hex::encode(sum)
+    );
+    let list = base
+        .object
+        .pkglist()
+        .with_context(|| format!("commit {}", hex::encode(base.commit)))?;
+    let Some(list) = list else {
+        let why = format!(
+            "{cause}, and the commit has no {} to name the base packages instead",
+            objects::PKGLIST_KEY
+        );
+        return Ok((None, format!("base packages unknown: {why}"), Some(why)));
+    };
+    let mut packages: Vec<rpmdb::Package> = list
+        .into_iter()
+        .map(|p| {
+            let mut pkg = rpmdb::Package {
+                name: p.name,
+                epoch: match p.epoch.as_str() {
+                    "" | "0" => None,
+                    e => e.parse().ok(),
+                },
+                version: p.version,
+                release: p.release,
+                arch: p.arch,
+                sha256header: None,
+                files: Vec::new(),
+            };
+            // The same NEVRA has the same header: its files are the
+            // current database's. A base package the build replaced or
+            // removed keeps none, and the path diff shows its files.
+            if let Some(now) = current.and_then(|db| {
+                db.packages.iter().find(|c| {
+                    c.name == pkg.name
+                        && c.arch == pkg.arch
+                        && c.version == pkg.version
+                        && c.release == pkg.release
+                        && c.epoch.unwrap_or(0) == pkg.epoch.unwrap_or(0)
+                })
+            }) {
+                pkg.epoch = now.epoch;
+                pkg.files = now.files.clone();
+            }
+            pkg
+        })
+        .collect();
+    packages.sort_by(rpmdb::package_cmp);
+    let location = name.rsplit_once('/').map_or(name, |(d, _)| d).to_string();
+    Ok((
+        Some(RpmDb { location, packages }),
+        format!(
+            "packages from the commit's {} ({cause})",
+            objects::PKGLIST_KEY
+        ),
+        None,
     ))
 }

@@ -36,6 +36,57 @@ pub struct Commit {
     pub root_tree: Checksum,
     /// The root directory's dirmeta object.
     pub root_meta: Checksum,
+    /// The commit's metadata, an `a{sv}` (see [`Commit::pkglist`]).
+    pub metadata: Vec<u8>,
+}
+
+/// The commit metadata key where rpm-ostree's compose records the package
+/// set: an `a(sssss)` of name, epoch, version, release and arch.
+pub const PKGLIST_KEY: &str = "rpmostree.rpmdb.pkglist";
+
+/// One package of [`PKGLIST_KEY`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkgListEntry {
+    /// Name.
+    pub name: String,
+    /// Epoch as rpm-ostree writes it (`"0"` when the header has none).
+    pub epoch: String,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// Architecture.
+    pub arch: String,
+}
+
+impl Commit {
+    /// The package list rpm-ostree recorded in the commit metadata
+    /// ([`PKGLIST_KEY`]), when there is one.
+    pub fn pkglist(&self) -> Result<Option<Vec<PkgListEntry>>> {
+        let Some((value, ty)) = gvariant::lookup_sv(&self.metadata, PKGLIST_KEY)? else {
+            return Ok(None);
+        };
+        ensure!(
+            ty == b"a(sssss)",
+            "{PKGLIST_KEY} has type {:?}, not a(sssss)",
+            String::from_utf8_lossy(ty)
+        );
+        let mut out = Vec::new();
+        for item in gvariant::array(value, Layout::BYTES)? {
+            let f = gvariant::tuple(item, &[Layout::BYTES; 5])?;
+            let s = |i: usize| -> Result<String> {
+                Ok(String::from_utf8_lossy(gvariant::string(f[i])?).into_owned())
+            };
+            out.push(PkgListEntry {
+                name: s(0)?,
+                epoch: s(1)?,
+                version: s(2)?,
+                release: s(3)?,
+                arch: s(4)?,
+            });
+        }
+        Ok(Some(out))
+    }
 }
 
 /// One directory's listing.
@@ -93,6 +144,7 @@ pub fn parse_commit(data: &[u8]) -> Result<Commit> {
         timestamp: gvariant::u64_be(parts[5])?,
         root_tree: checksum(parts[6], "root dirtree")?,
         root_meta: checksum(parts[7], "root dirmeta")?,
+        metadata: parts[0].to_vec(),
     })
 }
 

@@ -111,6 +111,10 @@ pub struct Repo {
     pub mode: RepoMode,
     /// The repository as users name it, for messages.
     pub name: String,
+    /// Where the repository is in the tree being checked, when it is the
+    /// image's own (`/sysroot/ostree/repo`), which the build can write: a
+    /// content object it lacks is then a finding, not corrupt input.
+    pub in_tree: Option<String>,
 }
 
 /// `ab` and `cdef….suffix` for an object.
@@ -146,6 +150,7 @@ impl Repo {
             objects,
             mode,
             name: name.to_string(),
+            in_tree: None,
         })
     }
 
@@ -355,11 +360,61 @@ impl Repo {
     pub fn small_content(&self, sum: &Checksum, max: u64) -> Result<Vec<u8>> {
         let (fan, name) = self.content_path(sum);
         let what = || format!("{}: content object {fan}{name}", self.name);
+        let mut out = Vec::new();
+        self.open_content(sum)?
+            .take(max + 1)
+            .read_to_end(&mut out)
+            .with_context(what)?;
+        ensure!(out.len() as u64 <= max, "{}: more than {max} bytes", what());
+        Ok(out)
+    }
+
+    /// A regular file object's content, as a stream: the object file
+    /// itself in bare-type repositories, decompressed in `archive` ones.
+    pub fn open_content(&self, sum: &Checksum) -> Result<Box<dyn Read + Send>> {
+        let (fan, name) = self.content_path(sum);
+        let what = || format!("{}: content object {fan}{name}", self.name);
         let dir = self.objects.open_dir(&fan).with_context(what)?;
         if self.mode == RepoMode::Archive {
-            return archive_content(&dir, &name, max).with_context(what);
+            let (_, file) = archive_parts(&dir, &name).with_context(what)?;
+            return Ok(Box::new(flate2::read::DeflateDecoder::new(file)));
         }
-        read_small(&dir, Path::new(&name), max).with_context(what)
+        let fd = open_nofollow(&dir, &name).with_context(what)?;
+        Ok(Box::new(std::fs::File::from(fd)))
+    }
+
+    /// Whether a regular file object still is what its name says: its
+    /// header and content, hashed as ostree does, give its checksum. An
+    /// object written in place (through a hardlink a container layer kept
+    /// from the image's checkout) no longer does; neither does one that is
+    /// gone. Only a read error is an `Err`.
+    pub fn verify_content(&self, sum: &Checksum) -> Result<bool> {
+        let obj = match self.file_object(sum) {
+            Ok(obj) => obj,
+            Err(e) if is_absent_chain(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if obj.kind != FileKind::Regular {
+            let header = objects::FileHeader::new(&obj.meta, &obj.target);
+            return Ok(objects::file_checksum(&header, &[]) == *sum);
+        }
+        let header = objects::FileHeader::new(&obj.meta, &obj.target);
+        let content = match self.open_content(sum) {
+            Ok(c) => c,
+            Err(e) if is_absent_chain(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let digest = super::digest_after(header.bytes(), content)
+            .with_context(|| format!("{}: reading content object", self.name))?;
+        Ok(digest == *sum)
+    }
+
+    /// The path of a content object inside the repository directory
+    /// (`objects/ab/cdef….file`), for the rewrite that removes an object
+    /// the build corrupted.
+    pub fn content_object_path(&self, sum: &Checksum) -> String {
+        let (fan, name) = self.content_path(sum);
+        format!("objects/{fan}/{name}")
     }
 
     /// Open a regular file object for reading (an rpm database in the
@@ -466,17 +521,6 @@ fn archive_parts(dir: &Dir, name: &str) -> Result<(Vec<u8>, std::fs::File)> {
     Ok((header, file))
 }
 
-/// Decompress a small `.filez` object's content.
-fn archive_content(dir: &Dir, name: &str, max: u64) -> Result<Vec<u8>> {
-    let (_, file) = archive_parts(dir, name)?;
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(file)
-        .take(max + 1)
-        .read_to_end(&mut out)?;
-    ensure!(out.len() as u64 <= max, "more than {max} bytes");
-    Ok(out)
-}
-
 /// Read a whole file of at most `max` bytes through `dir`.
 fn read_small(dir: &Dir, path: &Path, max: u64) -> Result<Vec<u8>> {
     let file = dir.open(path)?;
@@ -491,6 +535,20 @@ fn read_small(dir: &Dir, path: &Path, max: u64) -> Result<Vec<u8>> {
     file.into_std().take(max + 1).read_to_end(&mut out)?;
     ensure!(out.len() as u64 <= max, "grew past {max} bytes while read");
     Ok(out)
+}
+
+/// Whether an error, or any error in its chain, means "no such file".
+pub(super) fn is_absent_chain(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            )
+        }) || c
+            .downcast_ref::<rustix::io::Errno>()
+            .is_some_and(|e| *e == rustix::io::Errno::NOENT)
+    })
 }
 
 /// Whether an error means "no such file".
@@ -509,7 +567,7 @@ fn open_nofollow(dir: &Dir, name: &str) -> Result<OwnedFd> {
 }
 
 /// All xattrs of an open file: (name, value), in listing order.
-fn raw_xattrs(fd: impl AsFd) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn raw_xattrs(fd: impl AsFd) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let fd = fd.as_fd();
     xattr_list(
         |buf| rustix::fs::flistxattr(fd, buf),

@@ -42,8 +42,6 @@ pub struct BaseFile {
     pub header: Arc<FileHeader>,
     /// Its content checksum (the object's name).
     pub checksum: Checksum,
-    /// The repository object's device and inode (bare-type repositories).
-    pub inode: Option<(u64, u64)>,
 }
 
 /// The base's regular files by path, for the walk (and by content object,
@@ -55,6 +53,12 @@ pub struct BaseFiles {
     by_object: HashMap<Checksum, Arc<FileHeader>>,
     /// Objects whose text is kept for some path.
     text_objects: HashSet<Checksum>,
+    /// Files directly inside the rpm database directories (which are not
+    /// entered), by commit path: `/usr/lib/sysimage/rpm/rpmdb.sqlite` → object.
+    pub db_files: BTreeMap<String, Checksum>,
+    /// Content objects the image's own repository no longer has (an
+    /// earlier finalize removed them after the build wrote them in place).
+    pub missing: HashSet<Checksum>,
 }
 
 impl BaseFiles {
@@ -80,6 +84,31 @@ impl BaseFiles {
         self.text_objects.contains(object)
     }
 
+    /// Every base path whose content is the object `object`: the walked
+    /// files and the rpm database files, sorted. Scans every path: for the
+    /// few objects a build wrote in place.
+    pub fn paths_of(&self, object: &Checksum) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .by_path
+            .iter()
+            .filter(|(_, f)| f.checksum == *object)
+            .map(|(p, _)| p.clone())
+            .chain(
+                self.db_files
+                    .iter()
+                    .filter(|(_, o)| *o == object)
+                    .map(|(p, _)| p.clone()),
+            )
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every walked base file: (path, checksum).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Checksum)> {
+        self.by_path.iter().map(|(p, f)| (p.as_str(), &f.checksum))
+    }
+
     /// How many regular files the base has.
     pub fn len(&self) -> usize {
         self.by_path.len()
@@ -98,9 +127,6 @@ pub struct CommitTree {
     pub entries: Vec<Entry>,
     /// Regular files for checksum comparison.
     pub files: BaseFiles,
-    /// Files directly inside the rpm database directories (which are not
-    /// entered), by commit path: `/usr/lib/sysimage/rpm/rpmdb.sqlite` → object.
-    pub db_files: BTreeMap<String, Checksum>,
 }
 
 /// A path found while traversing dirtrees.
@@ -132,12 +158,17 @@ pub fn read(
     }
     objects.sort_unstable();
     objects.dedup();
-    let read: Vec<(Checksum, FileObject)> = objects
+    let read: Vec<(Checksum, Option<FileObject>)> = objects
         .par_iter()
-        .map(|sum| repo.file_object(sum).map(|o| (*sum, o)))
+        .map(|sum| file_object(repo, sum).map(|o| (*sum, o)))
         .collect::<Result<_>>()?;
+    let mut missing = HashSet::new();
     let mut headers: HashMap<Checksum, (FileObject, Arc<FileHeader>)> = HashMap::new();
     for (sum, obj) in read {
+        let obj = obj.unwrap_or_else(|| {
+            missing.insert(sum);
+            gone_object()
+        });
         let header = Arc::new(FileHeader::new(&obj.meta, &obj.target));
         headers.insert(sum, (obj, header));
     }
@@ -157,10 +188,9 @@ pub fn read(
         }
     };
 
-    let mut tree = CommitTree {
-        db_files,
-        ..CommitTree::default()
-    };
+    let mut tree = CommitTree::default();
+    tree.files.db_files = db_files;
+    tree.files.missing = missing;
     let mut texts = Vec::new();
     for node in nodes {
         match node {
@@ -190,7 +220,6 @@ pub fn read(
                             BaseFile {
                                 header: header.clone(),
                                 checksum: object,
-                                inode: obj.inode,
                             },
                         );
                         entry(path, Kind::File, &obj.meta, None, obj.size)
@@ -211,6 +240,7 @@ pub fn read(
     }
     let read_texts: Vec<(usize, Option<String>)> = texts
         .par_iter()
+        .filter(|(_, object, _)| !tree.files.missing.contains(object))
         .map(|&(i, object, size)| {
             let bytes = repo.small_content(&object, size.min(TEXT_MAX))?;
             let text = (!bytes.contains(&0))
@@ -222,6 +252,7 @@ pub fn read(
     for (i, text) in read_texts {
         tree.entries[i].text = text;
     }
+    add_export_entries(&mut tree.entries);
     tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     if let Some(pair) = tree.entries.windows(2).find(|p| p[0].path == p[1].path) {
         bail!(
@@ -231,6 +262,45 @@ pub fn read(
         );
     }
     Ok(tree)
+}
+
+/// A content object's header, or `None` when the image's own repository
+/// no longer has it (see [`BaseFiles::missing`]). Any other failure, and a
+/// missing object in a repository named on the command line, is an error.
+fn file_object(repo: &Repo, sum: &Checksum) -> Result<Option<FileObject>> {
+    match repo.file_object(sum) {
+        Ok(obj) => Ok(Some(obj)),
+        Err(e) if repo.in_tree.is_some() && super::repo::is_absent_chain(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What stands in for a content object that is gone: a regular file whose
+/// header no content can match, so every path that was this object
+/// compares as changed.
+fn gone_object() -> FileObject {
+    FileObject {
+        kind: FileKind::Regular,
+        meta: Meta {
+            uid: 0,
+            gid: 0,
+            mode: 0o100000,
+            xattrs: Vec::new(),
+        },
+        target: Vec::new(),
+        size: 0,
+        inode: None,
+    }
+}
+
+/// Entries ostree-ext's export adds to every image that the commit does
+/// not have: `/var/tmp` (mode 1777, root), which a container needs before
+/// systemd-tmpfiles ever runs. They are base content of the image.
+fn add_export_entries(entries: &mut Vec<Entry>) {
+    let has = |p: &str| entries.iter().any(|e| e.path == p);
+    if has("/var") && !has("/var/tmp") {
+        entries.push(Entry::new("/var/tmp".to_string(), Kind::Dir, 0o1777, 0, 0));
+    }
 }
 
 /// A base entry from ostree metadata.

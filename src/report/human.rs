@@ -198,5 +198,12 @@ fn describe_action(a: &Action) -> String {
             format!("checkpoint {dir}/rpmdb.sqlite, remove its -shm/-wal/lock files")
         }
         Action::MoveEtcToUsrEtc => "move /etc to /usr/etc".to_string(),
+        Action::Unshare { path } => {
+            format!("give {path} its own copy (it was a hardlink into the ostree repository)")
+        }
+        Action::RebuildBaseDb { dir, from, drop } => format!(
+            "rebuild {dir}/rpmdb.sqlite from {from}/rpmdb.sqlite without the {} added package(s)",
+            drop.len()
+        ),
     }
 }
