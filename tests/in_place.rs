@@ -352,3 +352,29 @@ fn the_exports_var_tmp_is_base_content() {
     assert!(!removed_var_tmp, "{json:#}");
     assert!(root.join("var/tmp").is_dir());
 }
+
+#[test]
+fn a_file_replaced_by_rename_names_ostree_checksums_and_the_real_sizes() {
+    // As overlay storage does on the first write: a new inode, the object
+    // untouched. The change is itemized, with ostree checksums.
+    let (_tmp, root) = image(false, true);
+    let tool = root.join("usr/bin/base-tool");
+    let size = std::fs::metadata(&tool).expect("stat").len();
+    let new = root.join("usr/bin/.base-tool.new");
+    std::fs::write(&new, "replaced\n").expect("write");
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(&new, &tool).expect("rename");
+    let out = finalize(&root, &["--dry-run"]);
+    out.expect_code(1);
+    let json = out.json();
+    let f = common::finding(&json, "base-modified", "/usr/bin/base-tool");
+    let msg = f["message"].as_str().expect("message");
+    assert!(
+        msg.contains("content of base path")
+            && msg.contains(": ostree ")
+            && msg.contains(&format!("({size} bytes) → "))
+            && msg.contains("(9 bytes)")
+            && !msg.contains("written in place"),
+        "{msg}"
+    );
+}

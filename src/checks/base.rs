@@ -268,12 +268,18 @@ fn short(h: &Option<crate::manifest::Checksum>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// "sha256 0123456789ab…", or for a file compared with an ostree base,
-/// "ostree 0123456789ab…" (the content checksum, header included).
-fn digest(e: &Entry) -> String {
-    match (&e.sha256, &e.ostree) {
-        (None, Some(o)) => format!("ostree {}…", short(&Some(*o))),
-        (sha, _) => format!("sha256 {}…", short(sha)),
+/// The digest messages show: the SHA-256, or for a file compared with an
+/// ostree base, its ostree content checksum (header included).
+fn digest(e: &Entry) -> Option<crate::manifest::Checksum> {
+    e.sha256.or(e.ostree)
+}
+
+/// What [`digest`] is, for the message.
+fn digest_kind(e: &Entry) -> &'static str {
+    if e.sha256.is_none() && e.ostree.is_some() {
+        "ostree"
+    } else {
+        "sha256"
     }
 }
 
@@ -293,10 +299,11 @@ pub fn describe(base: &Entry, current: &Entry, aspects: &[Aspect]) -> String {
             Aspect::Uid => format!("uid {} → {}", base.uid, current.uid),
             Aspect::Gid => format!("gid {} → {}", base.gid, current.gid),
             Aspect::Content => format!(
-                "{} ({} bytes) → {} ({} bytes)",
-                digest(base),
+                "{} {}… ({} bytes) → {}… ({} bytes)",
+                digest_kind(base),
+                short(&digest(base)),
                 base.size,
-                digest(current),
+                short(&digest(current)),
                 current.size
             ),
             Aspect::Target => format!(
