@@ -100,6 +100,20 @@ fn image(basedb: bool, with_pkglist: bool) -> (tempfile::TempDir, PathBuf) {
     (tmp, root)
 }
 
+/// `rpm -i` of a package the base does not have, as a RUN step would:
+/// the rpm database is written in place.
+fn install_extra_tool(root: &Path) {
+    rpm_in(
+        root,
+        &[
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            s(&rpm_path("extra-tool-1.0-1")),
+        ],
+    );
+}
+
 fn finalize(root: &Path, extra: &[&str]) -> Outcome {
     let mut args = vec!["finalize", "--root", s(root), "--format", "json"];
     args.extend_from_slice(extra);
@@ -188,15 +202,7 @@ fn rpm_install_in_place_passes_lists_the_package_and_repairs_the_repository() {
     let (_tmp, root) = image(false, true);
     let db = root.join("usr/lib/sysimage/rpm/rpmdb.sqlite");
     assert!(nlink(&db) >= 2, "the rpmdb is a hardlink to its object");
-    rpm_in(
-        &root,
-        &[
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            s(&rpm_path("extra-tool-1.0-1")),
-        ],
-    );
+    install_extra_tool(&root);
     let before = objects(&root);
     let out = finalize(&root, &[]);
     out.expect_code(0);
@@ -231,15 +237,7 @@ fn rpm_install_in_place_passes_lists_the_package_and_repairs_the_repository() {
 #[test]
 fn without_a_package_list_a_written_rpmdb_leaves_the_base_packages_unknown() {
     let (_tmp, root) = image(false, false);
-    rpm_in(
-        &root,
-        &[
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            s(&rpm_path("extra-tool-1.0-1")),
-        ],
-    );
+    install_extra_tool(&root);
     let out = finalize(&root, &["--dry-run"]);
     out.expect_code(0);
     let json = out.json();
@@ -288,15 +286,7 @@ fn rpm_install_on_a_base_with_rpm_ostree_base_db_passes_and_rebuilds_the_record(
         std::fs::metadata(&db).expect("stat").ino(),
         "the record and the rpmdb are one object"
     );
-    rpm_in(
-        &root,
-        &[
-            "-i",
-            "--nodeps",
-            "--noscripts",
-            s(&rpm_path("extra-tool-1.0-1")),
-        ],
-    );
+    install_extra_tool(&root);
     let out = finalize(&root, &[]);
     out.expect_code(0);
     let json = out.json();
