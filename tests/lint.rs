@@ -975,3 +975,57 @@ fn a_root_directory_no_layer_sets_is_not_a_change() {
     let image = format!("oci:{}:unset", dir.display());
     assert_findings(&lint(&["--image", &image, "--base", base]), 0, &[]);
 }
+
+#[test]
+fn base_config_files_hardlinked_to_their_ostree_objects_keep_their_text() {
+    // ostree-ext's export: each content object, then the checkout path
+    // that first uses it as a hardlink to it. The base's /etc/passwd is
+    // such a link; its users are the base's, not added by the derived.
+    let passwd = "root:x:0:0:root:/root:/bin/sh\nbin:x:1:1:bin:/bin:/sbin/nologin\n";
+    let group = "root:x:0:\nwheel:x:10:\n";
+    let obj = |n: u8| {
+        format!(
+            "sysroot/ostree/repo/objects/{n:02x}/{}.file",
+            "a".repeat(62)
+        )
+    };
+    let mut layer = base_layer()
+        .dir("sysroot", 0o755)
+        .dir("sysroot/ostree", 0o755)
+        .dir("sysroot/ostree/repo", 0o755)
+        .dir("sysroot/ostree/repo/objects", 0o755);
+    for (n, (path, text)) in [(1u8, ("etc/passwd", passwd)), (2, ("etc/group", group))] {
+        layer = layer
+            .dir(&format!("sysroot/ostree/repo/objects/{n:02x}"), 0o755)
+            .file(&obj(n), text, 0o644)
+            .hardlink(path, &obj(n));
+    }
+    let base = layer.tar();
+    let top = Layer::new()
+        .finalized()
+        .file(
+            "etc/passwd",
+            format!("{passwd}app:x:1000:1000::/var/home/app:/bin/sh\n"),
+            0o644,
+        )
+        .file("etc/group", format!("{group}app:x:1000:\n"), 0o644)
+        .tar();
+    let t = scratch();
+    let dir = t.path().join("oci");
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top], Z::Plain, &[]);
+    let out = lint_fixture(&dir, &[]);
+    out.expect_code(0);
+    let json = out.json();
+    assert_eq!(
+        json["plan"]["users_added"],
+        serde_json::json!(["group app", "user app"]),
+        "{json:#}"
+    );
+    // The /etc diff has the base's text to compare with.
+    let f = common::finding(&json, "etc-modified", "/etc/passwd");
+    assert!(
+        f["detail"].as_str().unwrap_or("").contains("+app:x:1000"),
+        "{f}"
+    );
+}

@@ -124,14 +124,34 @@ pub fn apply_against(
 ) -> Result<()> {
     let mut archive = tar::Archive::new(MetaGuard::new(tar));
     let mut buf = vec![0u8; 256 << 10];
+    let mut last_object = None;
     for entry in archive.entries().context("not a tar stream")? {
         let mut entry = entry.context("corrupt tar stream")?;
         let raw = entry.path_bytes().into_owned();
-        member(&mut entry, &raw, merged, spool, &mut buf, against)
-            .with_context(|| format!("member {}", path::encode(&raw).0))?;
+        member(
+            &mut entry,
+            &raw,
+            merged,
+            spool,
+            &mut buf,
+            against,
+            &mut last_object,
+        )
+        .with_context(|| format!("member {}", path::encode(&raw).0))?;
     }
     Ok(())
 }
+
+/// The text of the content object read last (at most
+/// [`LAST_OBJECT_TEXT_MAX`] bytes of UTF-8), for the hardlinks that follow
+/// it. ostree-ext writes each content object, then at once the checkout
+/// path that first uses it as a hardlink to it: `/etc/passwd` reaches its
+/// text that way. Only the last object's text is held, so memory stays flat.
+type LastObject = Option<(String, String)>;
+
+/// The largest content object whose text is held for the hardlinks after
+/// it: the config files the walk keeps text of are small.
+const LAST_OBJECT_TEXT_MAX: u64 = 1 << 20;
 
 fn member<R: Read>(
     entry: &mut tar::Entry<'_, R>,
@@ -140,6 +160,7 @@ fn member<R: Read>(
     spool: &Spool,
     buf: &mut [u8],
     against: Option<&Against<'_>>,
+    last_object: &mut LastObject,
 ) -> Result<()> {
     let kind = entry.header().entry_type();
     if kind.is_pax_global_extensions()
@@ -157,14 +178,26 @@ fn member<R: Read>(
             let Some(target) = entry.link_name_bytes() else {
                 bail!("hardlink without a target");
             };
-            match classify(&target) {
-                Name::Path(t) => merged.hardlink(&p, &t),
-                _ => bail!("hardlink to a whiteout name"),
+            let Name::Path(t) = classify(&target) else {
+                bail!("hardlink to a whiteout name");
+            };
+            merged.hardlink(&p, &t)?;
+            if let Some((object, text)) = last_object.as_ref()
+                && *object == t
+                && merged
+                    .get(&p)
+                    .is_some_and(|n| crate::zones::text_kept(&p, n.entry.size))
+            {
+                merged.set_text(&p, text.clone());
             }
+            Ok(())
         }
         Name::Path(p) => {
             let header = against.and_then(|a| a.header_for(&p));
-            let (e, kept) = read_entry(entry, &p, spool, buf, header.as_deref(), against)?;
+            let (mut e, kept) = read_entry(entry, &p, spool, buf, header.as_deref(), against)?;
+            if against.is_none() && p.starts_with(super::against::OBJECTS) && e.kind == Kind::File {
+                *last_object = e.text.take().map(|t| (p.clone(), t));
+            }
             let hashed = header.filter(|_| e.kind == Kind::File);
             merged.put_hashed(&p, e, kept, hashed)
         }
@@ -181,6 +214,9 @@ enum Keep {
     /// an ostree content object, which an rpm database path may be a
     /// hardlink to.
     SpoolIfDb,
+    /// [`Keep::SpoolIfDb`], and its text for the hardlinks right after it
+    /// (see [`LastObject`]): a small content object, with no ostree base.
+    ObjectText,
 }
 
 /// What to keep of a regular file at `p` of `size` bytes. Against an
@@ -209,6 +245,8 @@ fn keep_for(p: &str, size: u64, against: Option<&Against<'_>>) -> Keep {
         Keep::Nothing
     } else if size <= OBJECT_TEXT_MAX && against.is_some_and(|a| a.keeps_text(p)) {
         Keep::Text
+    } else if against.is_none() && size <= LAST_OBJECT_TEXT_MAX {
+        Keep::ObjectText
     } else {
         Keep::SpoolIfDb
     }
@@ -316,7 +354,11 @@ fn hash_content<R: Read>(
     header: Option<&FileHeader>,
 ) -> Result<Option<Kept>> {
     let declared = entry.size();
-    let mut text = (keep == Keep::Text).then(Vec::new);
+    let mut text = matches!(keep, Keep::Text | Keep::ObjectText).then(Vec::new);
+    let keep = match keep {
+        Keep::ObjectText => Keep::SpoolIfDb,
+        k => k,
+    };
     let mut writer = match keep {
         Keep::Spool => Some(spool.writer(MAX_KEPT)?),
         _ => None,

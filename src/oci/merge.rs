@@ -175,6 +175,14 @@ impl Merged {
         self.put_hashed(path, entry, kept, hashed)
     }
 
+    /// Give the file at `path` the text the walk would keep of it (a
+    /// hardlink to a content object whose text was read as it streamed).
+    pub fn set_text(&mut self, path: &str, text: String) {
+        if let Some(node) = self.nodes.get_mut(path) {
+            node.entry.text = Some(text);
+        }
+    }
+
     /// A whiteout: hide `path` and everything beneath it in lower layers.
     pub fn whiteout(&mut self, path: &str) -> Result<()> {
         if path == "/" {
