@@ -255,6 +255,7 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             // layers are hashed against the commit's tree, and the package
             // set may come from the image.
             let opened = crate::ostree::open(spec)?;
+            check_commit_label(&image, &opened)?;
             let commit = engine::read_ostree(&opened)?;
             let against = Against {
                 files: &commit.files,
@@ -292,6 +293,29 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
         labels: Some(image.labels),
         finalized: contents.finalized,
     })
+}
+
+/// The label ostree-ext puts on the images it encapsulates (and that
+/// derived images inherit): the checksum of the commit they carry.
+const COMMIT_LABEL: &str = "ostree.commit";
+
+/// An image that names the commit it was built from must be linted
+/// against that commit: another one is the wrong base, whatever it holds.
+fn check_commit_label(image: &Image, opened: &crate::ostree::Opened) -> Result<()> {
+    let Some(label) = image.labels.get(COMMIT_LABEL) else {
+        return Ok(());
+    };
+    let commit = hex::encode(opened.commit);
+    anyhow::ensure!(
+        label.trim() == commit,
+        "{}: the image's {COMMIT_LABEL} label names commit {}, but {} is commit {commit}. \
+         Lint against the commit the image was built from (--base ostree:REPO:{})",
+        image.reference,
+        label.trim(),
+        opened.label,
+        label.trim()
+    );
+    Ok(())
 }
 
 /// The error for an image with no base reference recorded and no base

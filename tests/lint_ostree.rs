@@ -714,3 +714,40 @@ fn misplaced_and_missing_bases_are_exit_2_saying_what_to_pass() {
         "{out}"
     );
 }
+
+#[test]
+fn an_image_whose_ostree_commit_label_names_another_commit_is_exit_2_with_both() {
+    let f = Fixture::new("bare-user");
+    let base = pack_tree(f.base.root());
+    let commit = sh(
+        "ostree",
+        &["rev-parse", &format!("--repo={}", s(&f.repo)), "main"],
+    );
+    let commit = commit.trim();
+    // The label the base image carries, inherited by what derives from it.
+    let same = format!("oci:{}:same", s(&f.oci));
+    add_oci_image(
+        &f.oci,
+        "same",
+        &[&base],
+        Z::Zstd,
+        &[("ostree.commit", commit)],
+    );
+    f.lint(&same).expect_code(0);
+
+    let other = "0".repeat(64);
+    let wrong = format!("oci:{}:wrong", s(&f.oci));
+    add_oci_image(
+        &f.oci,
+        "wrong",
+        &[&base],
+        Z::Zstd,
+        &[("ostree.commit", &other)],
+    );
+    let out = f.lint(&wrong);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains(&other) && out.stderr.contains(commit),
+        "{out}"
+    );
+}
