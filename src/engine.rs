@@ -139,6 +139,8 @@ pub fn evaluate(
         rpmdb: target.rpmdb.as_ref().map(|d| d.location.as_str()),
         move_etc: opts.usr_etc && !target.etc_in_usr,
         extra_clean: &policy.clean,
+        keep_logs: &policy.keep_logs,
+        packages: target.rpmdb.as_ref().map_or(&[], |d| d.packages.as_slice()),
     });
     let input = Input {
         base,
