@@ -76,9 +76,6 @@ pub const CHECKS: &[Check] = &[
     files::NON_UTF8,
     base::ETC_MODIFIED,
     layout::VAR_CONTENT,
-    layout::VAR_PACKAGE_FILE,
-    layout::RELOCATED,
-    layout::LINK_RESTORED,
     layout::USERS_ADDED,
     system::BOOT_NONEMPTY,
     layout::RUNTIME_CONTENT,
@@ -89,6 +86,9 @@ pub const CHECKS: &[Check] = &[
     labels::OVERRIDE_LABEL_UNUSED,
     labels::NOT_FINALIZED,
     waivers::UNUSED_WAIVER,
+    layout::RELOCATED,
+    layout::LINK_RESTORED,
+    layout::VAR_PACKAGE_FILE,
 ];
 
 /// Look a check up by id.
