@@ -57,7 +57,14 @@ fn copy_of(src: &Path) -> tempfile::TempDir {
 
 #[test]
 fn var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers_on(layout);
+    }
+}
+
+fn var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     derive_app(&tree);
     let var_before = copy_of(&tree.path("/var/lib"));
 
@@ -140,7 +147,14 @@ fn var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers()
 
 #[test]
 fn runtime_content_and_leftovers_are_cleaned_keeping_the_directories() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        runtime_content_and_leftovers_are_cleaned_keeping_the_directories_on(layout);
+    }
+}
+
+fn runtime_content_and_leftovers_are_cleaned_keeping_the_directories_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     for f in [
         "/tmp/build.log",
         "/run/build.pid",
@@ -204,7 +218,14 @@ fn runtime_content_and_leftovers_are_cleaned_keeping_the_directories() {
 
 #[test]
 fn finalize_twice_equals_finalize_once_and_dry_run_changes_nothing() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        finalize_twice_equals_finalize_once_and_dry_run_changes_nothing_on(layout);
+    }
+}
+
+fn finalize_twice_equals_finalize_once_and_dry_run_changes_nothing_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     derive_app(&tree);
     let before = tree_digest(tree.root());
     let dry = finalize(&tree, &["--dry-run"]);
@@ -256,7 +277,14 @@ fn finalize_twice_equals_finalize_once_and_dry_run_changes_nothing() {
 
 #[test]
 fn a_failing_verdict_applies_nothing() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        a_failing_verdict_applies_nothing_on(layout);
+    }
+}
+
+fn a_failing_verdict_applies_nothing_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     derive_app(&tree);
     fs::write(tree.path("/usr/bin/base-tool"), "patched").unwrap();
     let before = tree_digest(tree.root());
@@ -308,7 +336,14 @@ fn a_run_killed_at_any_action_converges_on_rerun_without_losing_var_data() {
 
 #[test]
 fn existing_tmpfiles_and_sysusers_declarations_are_not_repeated() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        existing_tmpfiles_and_sysusers_declarations_are_not_repeated_on(layout);
+    }
+}
+
+fn existing_tmpfiles_and_sysusers_declarations_are_not_repeated_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     derive_app(&tree);
     fs::create_dir_all(tree.path("/usr/lib/tmpfiles.d")).unwrap();
     fs::write(
@@ -478,7 +513,14 @@ fn kernels_boot_setuid_and_world_writable_are_flagged() {
 
 #[test]
 fn a_finalized_tree_deploys_with_real_ostree_admin_carrying_its_config() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        a_finalized_tree_deploys_with_real_ostree_admin_carrying_its_config_on(layout);
+    }
+}
+
+fn a_finalized_tree_deploys_with_real_ostree_admin_carrying_its_config_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     derive_app(&tree);
     fs::write(tree.path("/etc/base-utils.conf"), "level=debug\n").unwrap();
     fs::create_dir_all(tree.path("/usr/lib/modules/6.1.0")).unwrap();

@@ -520,7 +520,12 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
 /// A fresh base tree with its base reference recorded at the default
 /// location by `ostree-finalize snapshot`.
 pub fn snapshotted() -> BaseTree {
-    let tree = base_tree();
+    snapshotted_of(Layout::Bootc)
+}
+
+/// [`snapshotted`] for a base of `layout`.
+pub fn snapshotted_of(layout: Layout) -> BaseTree {
+    let tree = base_tree_of(layout);
     run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
     tree
 }
