@@ -535,6 +535,21 @@ mod tests {
     }
 
     #[test]
+    fn keep_logs_takes_globs_under_var_log_only() {
+        let p = parse("keep-logs:\n  - /var/log/app/**\n", "p.yaml").unwrap();
+        assert!(p.keep_logs.is_match("/var/log/app/x.log"));
+        assert!(!p.keep_logs.is_match("/var/log/other.log"));
+        let err = parse("keep-logs:\n  - /var/lib/x\n  - log/y\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 errors"), "{err}");
+        assert!(
+            err.contains("p.yaml:2:3: keep-logs: `/var/lib/x` must be a path under /var/log/"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_a_location() {
         let err = parse("checks: [unclosed\n", "p.yaml")
             .unwrap_err()

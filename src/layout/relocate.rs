@@ -319,3 +319,203 @@ fn dir_line(path: &str, like: &Entry, names: &Names) -> Line {
         group: names.group(like.gid),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Checksum, FORMAT_VERSION};
+
+    fn entry(path: &str, kind: Kind, target: Option<&str>) -> Entry {
+        let mut e = Entry::new(path.into(), kind, 0o755, 0, 0);
+        e.target = target.map(str::to_string);
+        if kind == Kind::File {
+            e.sha256 = Some(Checksum([1; 32]));
+        }
+        e
+    }
+
+    /// An FCOS-style base: /opt and /usr/local link into /var.
+    fn fcos_base() -> Manifest {
+        let mut entries = vec![
+            entry("/", Kind::Dir, None),
+            entry("/opt", Kind::Symlink, Some("var/opt")),
+            entry("/usr", Kind::Dir, None),
+            entry("/usr/local", Kind::Symlink, Some("../var/usrlocal")),
+            entry("/var", Kind::Dir, None),
+        ];
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Manifest {
+            version: FORMAT_VERSION,
+            generator: "test".into(),
+            rpmdb: None,
+            packages: vec![],
+            entries,
+        }
+    }
+
+    /// The base's entries plus `extra`, with `/opt` as `opt`.
+    fn tree(base: &Manifest, opt: Entry, extra: &[(&str, Kind)]) -> Tree {
+        let mut entries: Vec<Entry> = base
+            .entries
+            .iter()
+            .filter(|e| e.path != "/opt")
+            .cloned()
+            .chain([opt])
+            .chain(extra.iter().map(|(p, k)| entry(p, *k, None)))
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Tree {
+            entries,
+            mounts: vec![],
+        }
+    }
+
+    fn run(base: &Manifest, tree: &Tree) -> Relocations {
+        let links = Links::from_base(base);
+        plan(tree, base, &links, &Names::default(), &HashSet::new())
+    }
+
+    fn rendered(r: &Relocations) -> Vec<String> {
+        r.lines.iter().filter_map(Line::render).collect()
+    }
+
+    #[test]
+    fn content_through_the_links_moves_one_line_per_entry() {
+        let base = fcos_base();
+        let link = entry("/opt", Kind::Symlink, Some("var/opt"));
+        let t = tree(
+            &base,
+            link,
+            &[
+                ("/var/opt", Kind::Dir),
+                ("/var/opt/app", Kind::Dir),
+                ("/var/opt/app/bin", Kind::Dir),
+                ("/var/opt/app/bin/run", Kind::File),
+                ("/var/usrlocal", Kind::Dir),
+                ("/var/usrlocal/bin", Kind::Dir),
+                ("/var/usrlocal/bin/tool", Kind::File),
+                ("/var/usrlocal/bin/other", Kind::File),
+                ("/var/usrlocal/custom", Kind::Dir),
+            ],
+        );
+        let r = run(&base, &t);
+        let moved: Vec<_> = r
+            .relocated
+            .iter()
+            .map(|m| (m.path.as_str(), m.dest.as_str(), m.entries))
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                ("/opt/app", "/usr/lib/opt/app", 3),
+                ("/usr/local/bin/other", "/usr/lib/usrlocal/bin/other", 1),
+                ("/usr/local/bin/tool", "/usr/lib/usrlocal/bin/tool", 1),
+                ("/usr/local/custom", "/usr/lib/usrlocal/custom", 1),
+            ]
+        );
+        assert_eq!(
+            rendered(&r),
+            [
+                "L /var/opt/app - - - - /usr/lib/opt/app",
+                "L /var/usrlocal/bin/other - - - - /usr/lib/usrlocal/bin/other",
+                "L /var/usrlocal/bin/tool - - - - /usr/lib/usrlocal/bin/tool",
+                "L /var/usrlocal/custom - - - - /usr/lib/usrlocal/custom",
+            ]
+        );
+        // The /var directories themselves are the /var conversion's.
+        assert!(r.covers("/var/opt/app/bin/run") && !r.covers("/var/opt"));
+        assert!(!r.covers("/var/usrlocal/bin"));
+        assert!(r.restored.is_empty() && r.restore.is_empty());
+    }
+
+    #[test]
+    fn a_directory_in_place_of_the_link_is_moved_and_the_link_restored() {
+        let base = fcos_base();
+        let t = tree(
+            &base,
+            entry("/opt", Kind::Dir, None),
+            &[("/opt/app", Kind::Dir), ("/opt/app/run", Kind::File)],
+        );
+        let r = run(&base, &t);
+        assert_eq!(r.relocated[0].source, "/opt/app");
+        assert_eq!(
+            r.restore,
+            [Action::RestoreLink {
+                path: "/opt".into(),
+                target: "var/opt".into()
+            }]
+        );
+        assert!(r.restored[0].replaced);
+        assert_eq!(
+            rendered(&r),
+            [
+                "d /var/opt 0755 0 0 -",
+                "L /var/opt/app - - - - /usr/lib/opt/app"
+            ]
+        );
+        let removed: Vec<_> = r.removals.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(removed, ["/opt/app", "/opt/app/run"]);
+    }
+
+    #[test]
+    fn without_links_nothing_moves() {
+        let mut base = fcos_base();
+        base.entries.retain(|e| e.kind != Kind::Symlink);
+        base.entries.push(entry("/opt", Kind::Dir, None));
+        base.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let t = tree(
+            &base,
+            entry("/opt", Kind::Dir, None),
+            &[("/opt/app", Kind::Dir), ("/opt/app/run", Kind::File)],
+        );
+        let r = run(&base, &t);
+        assert!(r.relocated.is_empty() && r.restore.is_empty() && r.lines.is_empty());
+    }
+
+    #[test]
+    fn entries_that_cannot_move_are_refused_with_the_reason() {
+        let mut base = fcos_base();
+        base.entries
+            .push(entry("/usr/lib/opt/taken", Kind::Dir, None));
+        base.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let link = entry("/opt", Kind::Symlink, Some("var/opt"));
+        let t = tree(
+            &base,
+            link,
+            &[
+                ("/var/opt", Kind::Dir),
+                ("/var/opt/new\nline", Kind::Dir),
+                ("/var/opt/taken", Kind::Dir),
+                ("/var/opt/declared", Kind::Dir),
+            ],
+        );
+        let links = Links::from_base(&base);
+        let declared: HashSet<Vec<u8>> = [b"/var/opt/declared".to_vec()].into();
+        let r = plan(&t, &base, &links, &Names::default(), &declared);
+        assert!(r.relocated.is_empty());
+        let why: Vec<_> = r
+            .refused
+            .iter()
+            .map(|f| (f.path.as_str(), f.reason.split(':').next().unwrap()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                (
+                    "/opt/declared",
+                    "a tmpfiles.d file in the image already declares /var/opt/declared; an `L` line for it would conflict. Drop that line, or install the content under /usr"
+                ),
+                (
+                    "/opt/new\nline",
+                    "tmpfiles.d cannot express the line `L /var/opt/new\nline - - - - /usr/lib/opt/new\nline`"
+                ),
+                (
+                    "/opt/taken",
+                    "/usr/lib/opt/taken already exists in the base; moving /opt/taken there would change it"
+                ),
+            ]
+        );
+        // Refused entries are left where they are, not converted as /var.
+        assert!(r.covers("/var/opt/taken") && r.removals.is_empty());
+    }
+}
