@@ -939,10 +939,12 @@ fn the_human_report_has_one_line_per_relocated_entry() {
 #[test]
 fn the_rm_opt_mkdir_opt_workaround_is_undone_on_fcos_and_plain_on_bootc() {
     // FCOS: the link is put back, the content moves into /usr.
-    let tree = snapshotted_of(Layout::Fcos);
+    let base = snapshotted_of(Layout::Fcos);
+    let tree = clone_tree(&base);
     fs::remove_file(tree.path("/opt")).unwrap();
     fs::create_dir(tree.path("/opt")).unwrap();
     install(&tree, &["optapp-1.0-1"]);
+    let unfinalized = clone_tree(&tree);
     let out = finalize(&tree, &[]);
     out.expect_code(0);
     let json = out.json();
@@ -988,6 +990,35 @@ fn the_rm_opt_mkdir_opt_workaround_is_undone_on_fcos_and_plain_on_bootc() {
     for check in ["base-modified", "base-removed", "image-content-relocated"] {
         assert!(findings(&lint, check).is_empty(), "{check}: {lint:#}");
     }
+    // lint --image against the base image: the finalized image passes
+    // clean; the unfinalized one passes too, but says its /opt would be
+    // dropped by the importer.
+    {
+        use common::oci::*;
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("oci");
+        let base_layer = pack_tree(base.root());
+        for (tag, root) in [("finalized", &tree), ("unfinalized", &unfinalized)] {
+            let top = pack_diff(base.root(), root.root());
+            add_oci_image(&dir, tag, &[&base_layer, &top], Z::Plain, &[]);
+        }
+        add_oci_image(&dir, "base", &[&base_layer], Z::Plain, &[]);
+        let base_image = format!("oci:{}:base", dir.display());
+        let image = format!("oci:{}:finalized", dir.display());
+        let out = common::oci::lint(&["--image", &image, "--base-image", &base_image]);
+        out.expect_code(0);
+        let json = out.json();
+        assert_eq!(json["summary"]["deny"], 0, "{out}");
+        assert_eq!(json["summary"]["warn"], 0, "{out}");
+        let image = format!("oci:{}:unfinalized", dir.display());
+        let out = common::oci::lint(&["--image", &image, "--base-image", &base_image]);
+        out.expect_code(0);
+        let json = out.json();
+        assert!(findings(&json, "base-modified").is_empty(), "{out}");
+        let f = finding(&json, "var-link-restored", "/opt");
+        assert_eq!(f["level"], "warn");
+        assert!(f["message"].as_str().unwrap().contains("stranded"), "{f}");
+    }
     // At boot: /opt/optapp resolves to the image's copy and rpm verifies it.
     let booted = clone_tree(&tree);
     fs::remove_dir_all(booted.path("/var")).unwrap();
@@ -999,6 +1030,33 @@ fn the_rm_opt_mkdir_opt_workaround_is_undone_on_fcos_and_plain_on_bootc() {
         Path::new("/usr/lib/opt/optapp")
     );
     rpm_in(booted.root(), &["-V", "optapp"]);
+
+    // The same for /usr/local: the standard subdirectory stays a
+    // directory in /var, its entries move.
+    let tree = snapshotted_of(Layout::Fcos);
+    fs::remove_file(tree.path("/usr/local")).unwrap();
+    put(&tree.path("/usr/local/bin/tool"), "tool\n", 0o755);
+    let out = finalize(&tree, &[]);
+    out.expect_code(0);
+    let json = out.json();
+    finding(&json, "var-link-restored", "/usr/local");
+    finding(&json, "image-content-relocated", "/usr/local/bin/tool");
+    assert_eq!(
+        fs::read_link(tree.path("/usr/local")).unwrap(),
+        Path::new("../var/usrlocal")
+    );
+    let conf = fs::read_to_string(tree.path(TMPFILES)).unwrap();
+    for line in [
+        "d /var/usrlocal 0755 root root -\n",
+        "d /var/usrlocal/bin 0755 root root -\n",
+        "L /var/usrlocal/bin/tool - - - - /usr/lib/usrlocal/bin/tool\n",
+    ] {
+        assert!(conf.contains(line), "{line} in {conf}");
+    }
+    assert_eq!(
+        fs::read_to_string(tree.path("/usr/lib/usrlocal/bin/tool")).unwrap(),
+        "tool\n"
+    );
 
     // A link that is simply gone (also where a run stopped between
     // removing the emptied directory and restoring the link) is put back.

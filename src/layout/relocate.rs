@@ -46,13 +46,26 @@ pub(super) struct Relocations {
     pub restore: Vec<Action>,
     /// Every source entry handled here (moved or refused): the /var
     /// conversion leaves what lies within them alone.
-    pub sources: Vec<String>,
+    pub sources: HashSet<String>,
 }
 
 impl Relocations {
-    /// Is `path` within an entry handled here?
+    /// Is `path` within an entry handled here? (One lookup per ancestor:
+    /// it is asked for every /var change.)
     pub fn covers(&self, path: &str) -> bool {
-        self.sources.iter().any(|s| crate::path::is_within(path, s))
+        if self.sources.is_empty() {
+            return false;
+        }
+        let mut cur = path;
+        loop {
+            if self.sources.contains(cur) {
+                return true;
+            }
+            match cur.rfind('/') {
+                Some(i) if i > 0 => cur = &cur[..i],
+                _ => return false,
+            }
+        }
     }
 }
 
@@ -218,7 +231,7 @@ impl Ctx<'_> {
         let path = format!("{}/{rel}", self.place.path);
         let dest = format!("{}/{rel}", self.place.dest);
         let link = format!("{}/{rel}", self.var_dir);
-        out.sources.push(e.path.clone());
+        out.sources.insert(e.path.clone());
         let refuse = |out: &mut Relocations, reason: String| {
             out.refused.push(Refused {
                 path: path.clone(),
