@@ -214,8 +214,14 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         );
     }
     for c in &plan.cleaned {
+        let what = if is_within(&c.path, "/var/log") {
+            "was written to /var/log by the build: build noise, cleaned (directories are \
+             kept as tmpfiles.d lines; the policy's keep-logs keeps files)"
+        } else {
+            "is runtime-only or a package-manager leftover; cleaned"
+        };
         let msg = format!(
-            "{} ({} entr{}) is runtime-only or a package-manager leftover; cleaned",
+            "{} ({} entr{}) {what}",
             c.path,
             c.entries,
             if c.entries == 1 { "y" } else { "ies" }
