@@ -934,6 +934,16 @@ fn the_human_report_has_one_line_per_relocated_entry() {
         text.contains("L /var/usrlocal/bin/tool -> /usr/lib/usrlocal/bin/tool"),
         "{text}"
     );
+    // Finalizing twice gives the tree finalizing once gives.
+    finalize(&tree, &[]).expect_code(0);
+    let once = tree_digest(tree.root());
+    let again = finalize(&tree, &[]);
+    again.expect_code(0);
+    assert!(
+        findings(&again.json(), "image-content-relocated").is_empty(),
+        "{again}"
+    );
+    assert_eq!(tree_digest(tree.root()), once);
 }
 
 #[test]
