@@ -264,6 +264,17 @@ impl Ctx<'_> {
             );
             return;
         }
+        if let Some(there) = tree.get(&dest).filter(|d| d.kind != e.kind) {
+            refuse(
+                out,
+                format!(
+                    "{dest} already exists in the image as a {}, and {path} is a {}",
+                    there.kind.name(),
+                    e.kind.name()
+                ),
+            );
+            return;
+        }
         if !dests.insert(dest.clone()) {
             refuse(
                 out,
@@ -527,6 +538,24 @@ mod tests {
                     "/usr/lib/opt/taken already exists in the base; moving /opt/taken there would change it"
                 ),
             ]
+        );
+        // A destination of another type in the image (a symlink planted
+        // there, say) is refused before anything is written.
+        let mut t2 = Tree {
+            entries: t.entries.clone(),
+            mounts: vec![],
+        };
+        t2.entries
+            .push(entry("/usr/lib/opt/planted", Kind::Symlink, Some("/etc")));
+        t2.entries.push(entry("/var/opt/planted", Kind::Dir, None));
+        t2.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let r2 = plan(&t2, &base, &links, &Names::default(), &declared);
+        assert!(
+            r2.refused
+                .iter()
+                .any(|f| f.path == "/opt/planted" && f.reason.contains("as a symlink")),
+            "{:?}",
+            r2.refused
         );
         // Refused entries are left where they are, not converted as /var.
         assert!(r.covers("/var/opt/taken") && r.removals.is_empty());
