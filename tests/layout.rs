@@ -1341,3 +1341,42 @@ fn lint_reports_what_finalize_would_do_and_stranded_content_when_not_finalized()
         assert!(findings(&json, "not-finalized").is_empty(), "{json:#}");
     }
 }
+
+#[test]
+fn reports_with_relocations_match_the_schema_in_the_repo() {
+    let schema: Value = serde_json::from_str(
+        &fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/report.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let through = snapshotted_of(Layout::Fcos);
+    derive_through_links(&through, "1.0");
+    let replaced = snapshotted_of(Layout::Fcos);
+    fs::remove_file(replaced.path("/opt")).unwrap();
+    put(&replaced.path("/opt/app/run"), "run\n", 0o755);
+    put(&replaced.path("/opt/bad\nname/x"), "x\n", 0o644);
+    for (tree, plan_keys) in [
+        (&through, &["relocated", "package_var_files"][..]),
+        (
+            &replaced,
+            &["relocated", "restored_links", "unrelocatable"][..],
+        ),
+    ] {
+        let json = finalize(tree, &["--dry-run"]).json();
+        for key in plan_keys {
+            assert!(
+                json["plan"][key].as_array().is_some_and(|a| !a.is_empty()),
+                "{key}: {json:#}"
+            );
+        }
+        let errors: Vec<String> = validator
+            .iter_errors(&json)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
+}
