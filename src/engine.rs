@@ -172,6 +172,8 @@ pub fn evaluate(
         extra_clean: &policy.clean,
         in_place: &target.in_place,
         packages_added: &pkg_changes.added,
+        keep_logs: &policy.keep_logs,
+        packages: target.rpmdb.as_ref().map_or(&[], |d| d.packages.as_slice()),
     });
     let input = Input {
         base,

@@ -22,7 +22,9 @@
 //!    and its renderers.
 //!
 //! Beside the `finalize` pipeline: [`layout`] plans and applies the ostree
-//! rewrite (/var to tmpfiles.d, users to sysusers.d, runtime cleaned);
+//! rewrite (/var to tmpfiles.d, /opt and /usr/local content that the
+//! base's links put in /var moved into /usr, users to sysusers.d, runtime
+//! cleaned);
 //! [`policy`] turns a YAML policy into levels and waivers; [`record`] is
 //! what finalize leaves in the image; [`lint`] checks finished images
 //! (read through [`oci`], hashed against an ostree commit by

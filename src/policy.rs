@@ -15,6 +15,8 @@
 //!     reason: hotfix kernel from the vendor
 //! clean:                   # extra paths finalize removes
 //!   - /usr/share/doc/**
+//! keep-logs:               # /var/log files the build wrote that finalize
+//!   - /var/log/myapp/**    # keeps (as /var content) instead of cleaning
 //! compare-selinux: false   # also compare security.selinux
 //! ```
 
@@ -98,6 +100,10 @@ pub struct Policy {
     pub clean_patterns: Vec<String>,
     /// Compiled `clean` patterns.
     pub clean: GlobSet,
+    /// `/var/log` files to keep (patterns as written).
+    pub keep_logs_patterns: Vec<String>,
+    /// Compiled `keep-logs` patterns.
+    pub keep_logs: GlobSet,
     /// Also compare `security.selinux`.
     pub compare_selinux: bool,
 }
@@ -177,6 +183,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Policy> {
         }
     };
     let mut clean = GlobSetBuilder::new();
+    let mut keep_logs = GlobSetBuilder::new();
     for (key, value) in map {
         let key = key.as_str().unwrap_or("").to_string();
         match key.as_str() {
@@ -199,6 +206,23 @@ pub fn parse(text: &str, origin: &str) -> Result<Policy> {
                     }
                 }
             }
+            "keep-logs" => {
+                for (i, item) in seq(&value, "keep-logs", &mut errors).iter().enumerate() {
+                    let loc = locate_item(text, "keep-logs", i);
+                    match item.as_str().map(|p| (p, glob(p))) {
+                        Some((p, Ok(g))) if p.starts_with("/var/log/") => {
+                            keep_logs.add(g);
+                            policy.keep_logs_patterns.push(p.to_string());
+                        }
+                        Some((p, Ok(_))) => errors.push(
+                            loc,
+                            format!("keep-logs: `{p}` must be a path under /var/log/"),
+                        ),
+                        Some((_, Err(e))) => errors.push(loc, format!("keep-logs: {e}")),
+                        None => errors.push(loc, "keep-logs: each entry is a path glob"),
+                    }
+                }
+            }
             "compare-selinux" => match value.as_bool() {
                 Some(b) => policy.compare_selinux = b,
                 None => errors.push(
@@ -210,12 +234,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Policy> {
                 errors.at_key(other),
                 format!(
                     "unknown key `{other}`; expected one of checks, waivers, packages, clean, \
-                     compare-selinux"
+                     keep-logs, compare-selinux"
                 ),
             ),
         }
     }
     policy.clean = clean.build().unwrap_or_else(|_| GlobSet::empty());
+    policy.keep_logs = keep_logs.build().unwrap_or_else(|_| GlobSet::empty());
     if errors.list.is_empty() {
         Ok(policy)
     } else {
@@ -505,6 +530,21 @@ mod tests {
         );
         assert!(
             err.contains("policy.yaml:14:1: unknown key `surprise`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keep_logs_takes_globs_under_var_log_only() {
+        let p = parse("keep-logs:\n  - /var/log/app/**\n", "p.yaml").unwrap();
+        assert!(p.keep_logs.is_match("/var/log/app/x.log"));
+        assert!(!p.keep_logs.is_match("/var/log/other.log"));
+        let err = parse("keep-logs:\n  - /var/lib/x\n  - log/y\n", "p.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 errors"), "{err}");
+        assert!(
+            err.contains("p.yaml:2:3: keep-logs: `/var/lib/x` must be a path under /var/log/"),
             "{err}"
         );
     }

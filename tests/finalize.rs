@@ -12,7 +12,14 @@ use serde_json::Value;
 
 #[test]
 fn added_package_and_files_pass_and_are_listed() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        added_package_and_files_pass_and_are_listed_on(layout);
+    }
+}
+
+fn added_package_and_files_pass_and_are_listed_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     rpm_in(
         tree.root(),
         &[
@@ -43,7 +50,14 @@ fn added_package_and_files_pass_and_are_listed() {
 
 #[test]
 fn overwriting_a_base_binary_is_denied_naming_the_owner_and_the_fix() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        overwriting_a_base_binary_is_denied_naming_the_owner_and_the_fix_on(layout);
+    }
+}
+
+fn overwriting_a_base_binary_is_denied_naming_the_owner_and_the_fix_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     fs::write(
         tree.path("/usr/bin/base-tool"),
         "#!/bin/sh\necho replaced\n",
@@ -127,8 +141,12 @@ fn forbidden_changes() -> Vec<ForbiddenChange> {
 
 #[test]
 fn every_kind_of_base_change_is_denied_then_allowed_with_overrides() {
-    for (what, check, path, change) in forbidden_changes() {
-        let tree = snapshotted();
+    for (layout, (what, check, path, change)) in Layout::ALL
+        .into_iter()
+        .flat_map(|l| forbidden_changes().into_iter().map(move |c| (l, c)))
+    {
+        eprintln!("layout: {layout:?}");
+        let tree = snapshotted_of(layout);
         change(&tree);
         let out = finalize(&tree, &["--dry-run"]);
         assert_eq!(out.code, 1, "{what}: {}", out.stdout);
@@ -156,7 +174,14 @@ fn every_kind_of_base_change_is_denied_then_allowed_with_overrides() {
 
 #[test]
 fn a_directory_replaced_by_a_symlink_folds_its_children_into_one_finding() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        a_directory_replaced_by_a_symlink_folds_its_children_into_one_finding_on(layout);
+    }
+}
+
+fn a_directory_replaced_by_a_symlink_folds_its_children_into_one_finding_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     fs::remove_dir_all(tree.path("/usr/lib/base-utils")).unwrap();
     symlink("/opt/elsewhere", tree.path("/usr/lib/base-utils")).unwrap();
     let json = finalize(&tree, &["--dry-run"]).json();
@@ -385,7 +410,14 @@ fn corrupt_rpmdb_is_exit_2_naming_the_database_and_changes_nothing() {
 
 #[test]
 fn dry_run_and_diff_leave_the_tree_byte_identical() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        dry_run_and_diff_leave_the_tree_byte_identical_on(layout);
+    }
+}
+
+fn dry_run_and_diff_leave_the_tree_byte_identical_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     rpm_in(
         tree.root(),
         &[
@@ -419,7 +451,14 @@ fn dry_run_and_diff_leave_the_tree_byte_identical() {
 
 #[test]
 fn json_output_is_byte_stable_and_finalize_is_idempotent() {
-    let tree = snapshotted();
+    for layout in Layout::ALL {
+        json_output_is_byte_stable_and_finalize_is_idempotent_on(layout);
+    }
+}
+
+fn json_output_is_byte_stable_and_finalize_is_idempotent_on(layout: Layout) {
+    eprintln!("layout: {layout:?}");
+    let tree = snapshotted_of(layout);
     fs::write(tree.path("/usr/bin/base-tool"), "changed").unwrap();
     fs::write(tree.path("/etc/base-utils.conf"), "level=debug\n").unwrap();
     let a = finalize(&tree, &["--allow-overrides"]);

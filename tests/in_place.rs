@@ -212,6 +212,7 @@ fn rpm_install_in_place_passes_lists_the_package_and_repairs_the_repository() {
         serde_json::json!(["extra-tool-1.0-1.noarch"]),
         "{json:#}"
     );
+    common::assert_matches_schema(&json);
     assert!(
         json["base"]
             .as_str()
@@ -290,6 +291,7 @@ fn rpm_install_on_a_base_with_rpm_ostree_base_db_passes_and_rebuilds_the_record(
     let out = finalize(&root, &[]);
     out.expect_code(0);
     let json = out.json();
+    common::assert_matches_schema(&json);
     assert!(
         common::findings(&json, "base-modified").is_empty(),
         "{json:#}"

@@ -94,7 +94,13 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         .collect();
     let mut written: std::collections::BTreeMap<&str, Vec<(&Entry, &Entry)>> = Default::default();
 
+    // A base link into /var the build replaced or removed is put back by
+    // the layout rewrite (see `var-link-restored`): not a change.
+    let restored = |p: &str| input.plan.restored_links.iter().any(|l| l.path == p);
     for change in input.changes {
+        if restored(change.path()) {
+            continue;
+        }
         match change {
             // The root directory itself is not image content: layers carry
             // no entry for it, and each runtime gives it its own mode.

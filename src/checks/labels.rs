@@ -74,7 +74,8 @@ pub struct ImageFacts<'a> {
 ///   `override-label-unused`.
 /// - Without the label (any other value counts as absent), overrides add
 ///   one `override-unlabeled` deny, which no flag turns off.
-/// - Without a finalize record: `not-finalized`.
+/// - Without a finalize record: `not-finalized`, and the content
+///   finalize would have moved out of /var is a warning (stranded).
 ///
 /// Returns the findings in the order `checks::run` sorts them (level,
 /// check, path, message).
@@ -109,6 +110,20 @@ pub fn apply(mut findings: Vec<Finding>, facts: &ImageFacts) -> Vec<Finding> {
     }
     if !facts.finalized {
         findings.push(Finding::new(&NOT_FINALIZED, None, not_finalized_message()));
+        // Without finalize nothing moved it: as the image stands, content
+        // installed through a base link into /var is stranded there.
+        for f in findings.iter_mut().filter(|f| {
+            [super::layout::RELOCATED.id, super::layout::LINK_RESTORED.id].contains(&f.check)
+                && f.level == Level::Info
+        }) {
+            f.level = Level::Warn;
+            f.message = format!(
+                "{}. The image was not finalized, so this has not happened: as the image \
+                 stands, the content is stranded in /var (seeded once, never updated) or \
+                 dropped by the importer. Run `ostree container finalize` as the last step.",
+                f.message
+            );
+        }
     }
     super::sort(&mut findings);
     findings

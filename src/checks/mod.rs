@@ -72,7 +72,6 @@ pub const CHECKS: &[Check] = &[
     base::MODIFIED,
     base::REMOVED,
     rpm::BASE_CHANGED,
-    rpm::PACKAGES_UNKNOWN,
     files::SPECIAL,
     files::NON_UTF8,
     base::ETC_MODIFIED,
@@ -87,6 +86,10 @@ pub const CHECKS: &[Check] = &[
     labels::OVERRIDE_LABEL_UNUSED,
     labels::NOT_FINALIZED,
     waivers::UNUSED_WAIVER,
+    layout::RELOCATED,
+    layout::LINK_RESTORED,
+    layout::VAR_PACKAGE_FILE,
+    rpm::PACKAGES_UNKNOWN,
 ];
 
 /// Look a check up by id.

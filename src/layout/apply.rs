@@ -13,7 +13,8 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::{Action, Plan};
+use super::{Action, Item, Plan};
+use crate::manifest::{Hex, Kind};
 use crate::path::decode;
 
 /// Environment variable naming an action count after which the applier
@@ -54,24 +55,13 @@ fn run(root: &Dir, action: &Action) -> Result<()> {
             mode,
             uid,
             gid,
-        } => {
-            let (sdir, sname) = open_parent(root, source, false)?;
-            let src = rustix::fs::openat(
-                &sdir,
-                sname.as_slice(),
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-                Mode::empty(),
-            )
-            .with_context(|| format!("{source}: cannot open"))?;
-            let st = rustix::fs::fstat(&src)?;
-            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
-                bail!("{source}: no longer a regular file; rerun finalize");
-            }
-            let mut reader = std::fs::File::from(src);
-            write_file(root, dest, *mode, *uid, *gid, |out| {
-                std::io::copy(&mut reader, out).map(|_| ())
-            })
-        }
+        } => copy_file(root, source, dest, (*mode, *uid, *gid), &Default::default()),
+        Action::Relocate {
+            source,
+            dest,
+            items,
+        } => relocate(root, source, dest, items),
+        Action::RestoreLink { path, target } => restore_link(root, path, target),
         Action::Write { path, content } => write_file(root, path, 0o644, 0, 0, |out| {
             out.write_all(content.as_bytes())
         }),
@@ -131,6 +121,160 @@ pub(crate) fn open_parent(root: &Dir, path: &str, create: bool) -> Result<(Owned
     Ok((open_path(root, parent, create)?, name))
 }
 
+/// Copy a regular file from `source` to `dest` (temp file and rename),
+/// with `(mode, uid, gid)` and `xattrs` set before it becomes visible.
+fn copy_file(
+    root: &Dir,
+    source: &str,
+    dest: &str,
+    (mode, uid, gid): (u32, u32, u32),
+    xattrs: &std::collections::BTreeMap<String, Hex>,
+) -> Result<()> {
+    let (sdir, sname) = open_parent(root, source, false)?;
+    let src = rustix::fs::openat(
+        &sdir,
+        sname.as_slice(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .with_context(|| format!("{source}: cannot open"))?;
+    let st = rustix::fs::fstat(&src)?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+        bail!("{source}: no longer a regular file; rerun finalize");
+    }
+    let mut reader = std::fs::File::from(src);
+    // The copy keeps the source's mtime, which `rpm -V` compares.
+    let times = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: st.st_atime,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: st.st_mtime,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    };
+    write_file_with(root, dest, (mode, uid, gid), xattrs, |out| {
+        std::io::copy(&mut reader, out)?;
+        rustix::fs::futimens(&*out, &times).map_err(std::io::Error::from)
+    })
+}
+
+/// Copy one relocated entry into place, parents first. Every step can be
+/// repeated: directories already there get their mode and owner set
+/// again, files and symlinks are replaced by rename. A source path that is
+/// already gone was moved by an earlier, interrupted run.
+fn relocate(root: &Dir, source: &str, dest: &str, items: &[Item]) -> Result<()> {
+    for item in items {
+        let (from, to) = if item.rel.is_empty() {
+            (source.to_string(), dest.to_string())
+        } else {
+            (
+                format!("{source}/{}", item.rel),
+                format!("{dest}/{}", item.rel),
+            )
+        };
+        let owner = (item.mode, item.uid, item.gid);
+        match item.kind {
+            Kind::Dir => {
+                let (parent, name) = open_parent(root, &to, true)?;
+                match rustix::fs::mkdirat(&parent, name.as_slice(), Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(anyhow::Error::from(e).context(format!("{to}: mkdir"))),
+                }
+                let fd = open_path(root, &to, false)?;
+                set_meta(&fd, owner, &item.xattrs).with_context(|| format!("{to}: cannot set"))?;
+            }
+            Kind::File => copy_file(root, &from, &to, owner, &item.xattrs)?,
+            Kind::Symlink => {
+                let target = item
+                    .target
+                    .as_deref()
+                    .and_then(decode)
+                    .with_context(|| format!("{from}: bad symlink target"))?;
+                make_symlink(root, &to, &target, item.uid, item.gid)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Owner, then mode (chown clears setuid bits and capabilities), then
+/// xattrs, on an open file or directory.
+fn set_meta(
+    fd: &impl AsFd,
+    (mode, uid, gid): (u32, u32, u32),
+    xattrs: &std::collections::BTreeMap<String, Hex>,
+) -> Result<()> {
+    rustix::fs::fchown(fd, Some(uid_of(uid)), Some(gid_of(gid)))?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))?;
+    for (name, value) in xattrs {
+        rustix::fs::fsetxattr(fd, name.as_str(), &value.0, rustix::fs::XattrFlags::empty())
+            .with_context(|| format!("xattr {name}"))?;
+    }
+    Ok(())
+}
+
+/// Create or replace the symlink `path` → `target` by temp name and rename.
+fn make_symlink(root: &Dir, path: &str, target: &[u8], uid: u32, gid: u32) -> Result<()> {
+    let (dir, name) = open_parent(root, path, true)?;
+    let tmp = temp_name(&name);
+    match rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: stale temp file"))),
+    }
+    let result = (|| -> Result<()> {
+        rustix::fs::symlinkat(target, &dir, tmp.as_slice())?;
+        rustix::fs::chownat(
+            &dir,
+            tmp.as_slice(),
+            Some(uid_of(uid)),
+            Some(gid_of(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name.as_slice())?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty());
+    }
+    result.with_context(|| format!("{path}: cannot make the symlink"))
+}
+
+/// Put a base link back: the build's directory there is empty by now
+/// (its content was relocated and removed), or the path is missing (a
+/// run stopped between the two steps). A link already there is left.
+fn restore_link(root: &Dir, path: &str, target: &str) -> Result<()> {
+    let (dir, name) = open_parent(root, path, false)?;
+    let target = decode(target).with_context(|| format!("{path}: bad symlink target"))?;
+    match rustix::fs::readlinkat(&dir, name.as_slice(), Vec::new()) {
+        Ok(t) if t.as_bytes() == target.as_slice() => return Ok(()),
+        Ok(_) | Err(Errno::NOENT) | Err(Errno::INVAL) => {}
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: cannot read"))),
+    }
+    match rustix::fs::unlinkat(&dir, name.as_slice(), AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(Errno::NOTDIR) => {
+            rustix::fs::unlinkat(&dir, name.as_slice(), AtFlags::empty())
+                .with_context(|| format!("{path}: cannot remove"))?;
+        }
+        Err(Errno::NOTEMPTY) => {
+            bail!("{path}: the directory is not empty after its content was moved; rerun finalize")
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: cannot remove"))),
+    }
+    rustix::fs::symlinkat(target.as_slice(), &dir, name.as_slice())
+        .with_context(|| format!("{path}: cannot restore the link"))
+}
+
+fn temp_name(name: &[u8]) -> Vec<u8> {
+    let mut tmp = b".".to_vec();
+    tmp.extend_from_slice(name);
+    tmp.extend_from_slice(b".ostree-finalize-tmp");
+    tmp
+}
+
 /// Write a file by temp-file-and-rename, with its mode and owner set
 /// before it becomes visible.
 pub(crate) fn write_file(
@@ -141,22 +285,19 @@ pub(crate) fn write_file(
     gid: u32,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    write_file_xattrs(root, path, (mode, uid, gid), &[], fill)
+    write_file_with(root, path, (mode, uid, gid), &Default::default(), fill)
 }
 
-/// [`write_file`], with xattrs set after the owner and mode (chown drops
-/// `security.capability`) and before the file becomes visible.
-fn write_file_xattrs(
+/// [`write_file`], also setting `xattrs`.
+fn write_file_with(
     root: &Dir,
     path: &str,
     (mode, uid, gid): (u32, u32, u32),
-    xattrs: &[(Vec<u8>, Vec<u8>)],
+    xattrs: &std::collections::BTreeMap<String, Hex>,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
     let (dir, name) = open_parent(root, path, true)?;
-    let mut tmp = b".".to_vec();
-    tmp.extend_from_slice(&name);
-    tmp.extend_from_slice(b".ostree-finalize-tmp");
+    let tmp = temp_name(&name);
     match rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => return Err(anyhow::Error::from(e).context(format!("{path}: stale temp file"))),
@@ -171,13 +312,8 @@ fn write_file_xattrs(
     let mut file = std::fs::File::from(fd);
     let result = (|| -> Result<()> {
         fill(&mut file)?;
-        rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))?;
-        // After chown, which clears setuid/setgid bits.
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o7777))?;
-        for (name, value) in xattrs {
-            let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
-            rustix::fs::fsetxattr(&file, name, value, rustix::fs::XattrFlags::empty())?;
-        }
+        // Mode after chown, which clears setuid/setgid bits.
+        set_meta(&file, (mode, uid, gid), xattrs)?;
         file.sync_all()?;
         rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name.as_slice())?;
         Ok(())
@@ -237,10 +373,15 @@ fn unshare(root: &Dir, path: &str) -> Result<()> {
     if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
         bail!("{path}: no longer a regular file; rerun finalize");
     }
-    let xattrs =
-        crate::ostree::repo::raw_xattrs(&src).with_context(|| format!("{path}: xattrs"))?;
+    // Every xattr the file has (not only those the diff compares): the copy
+    // must be the same file.
+    let xattrs = crate::ostree::repo::raw_xattrs(&src)
+        .with_context(|| format!("{path}: xattrs"))?
+        .into_iter()
+        .filter_map(|(n, v)| Some((String::from_utf8(n).ok()?, Hex(v))))
+        .collect();
     let mut reader = std::fs::File::from(src);
-    write_file_xattrs(
+    write_file_with(
         root,
         path,
         (st.st_mode, st.st_uid, st.st_gid),

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::links::Links;
 use super::sysusers::{self, Declared, Names};
 use super::tmpfiles::{self, Line};
-use super::{Action, Cleaned, FACTORY, Plan};
+use super::{Action, Cleaned, FACTORY, PackageFile, Plan, relocate};
 use crate::diff::Change;
 use crate::manifest::{Kind, Manifest};
 use crate::path::{decode, is_beneath, is_within};
@@ -40,6 +41,28 @@ pub struct PlanInput<'a> {
     pub in_place: &'a [crate::ostree::InPlace],
     /// NEVRAs of the packages the build added.
     pub packages_added: &'a [String],
+    /// The policy's /var/log files to keep (converted, not cleaned).
+    pub keep_logs: &'a globset::GlobSet,
+    /// The tree's packages, for the files in /var they own.
+    pub packages: &'a [crate::rpmdb::Package],
+}
+
+/// Where the build's logs go; files it wrote there are cleaned.
+const LOG_DIR: &str = "/var/log";
+
+/// A log file the build wrote (not a directory, not the base's, not kept
+/// by the policy): cleaned like runtime content.
+fn build_log(input: &PlanInput, e: &crate::manifest::Entry) -> bool {
+    e.kind != Kind::Dir
+        && is_beneath(&e.path, LOG_DIR)
+        && input.base.get(&e.path).is_none()
+        && !input.keep_logs.is_match(&e.path)
+}
+
+/// The child of /var/log a log file is in (or the file itself).
+fn log_top(path: &str) -> String {
+    let rest = &path[LOG_DIR.len() + 1..];
+    crate::path::join(LOG_DIR, rest.split('/').next().unwrap_or(rest))
 }
 
 fn is_leftover(path: &str) -> bool {
@@ -62,6 +85,8 @@ pub fn plan(input: &PlanInput) -> Plan {
             leftover_top(&e.path)
         } else if input.extra_clean.is_match(&e.path) && input.base.get(&e.path).is_none() {
             e.path.clone()
+        } else if build_log(input, e) {
+            log_top(&e.path)
         } else {
             continue;
         };
@@ -75,20 +100,29 @@ pub fn plan(input: &PlanInput) -> Plan {
         .map(|(path, entries)| Cleaned { path, entries })
         .collect();
 
-    // /var content the build added: convert.
+    // Image content that reached /var through a base link: move it into
+    // /usr (see `relocate`).
     let names = user_names(input.tree);
+    let links = Links::from_base(input.base);
+    let declared = declared_tmpfiles(input.tree, &links);
+    let moved = relocate::plan(input.tree, input.base, &links, &names, &declared);
+
+    // /var content the build added: convert.
     let mut lines = BTreeSet::new();
     let mut copies = Vec::new();
+    let mut owned: Option<std::collections::HashMap<&str, String>> = None;
     for change in input.changes {
         let path = change.path();
         if zone(path) != Zone::Var
             || in_rpmdb(path)
             || is_leftover(path)
             || input.extra_clean.is_match(path)
+            || moved.covers(path)
         {
             continue;
         }
         let e = match change {
+            Change::Added(e) if build_log(input, e) => continue,
             Change::Added(e) => e,
             Change::Modified { .. } | Change::Removed(_) => {
                 plan.var_changed.push(path.to_string());
@@ -108,6 +142,13 @@ pub fn plan(input: &PlanInput) -> Plan {
                 target: e.target.as_deref().and_then(decode).unwrap_or_default(),
             },
             Kind::File => {
+                let owners = owned.get_or_insert_with(|| var_files(input.packages));
+                if let Some(nevra) = owners.get(e.path.as_str()) {
+                    plan.package_var_files.push(PackageFile {
+                        path: e.path.clone(),
+                        package: nevra.clone(),
+                    });
+                }
                 let dest = format!("{FACTORY}{}", e.path);
                 copies.push(Action::CopyToFactory {
                     source: e.path.clone(),
@@ -139,13 +180,17 @@ pub fn plan(input: &PlanInput) -> Plan {
     }
 
     // Keep what an earlier (perhaps interrupted) run converted, drop what
-    // other tmpfiles.d files already declare.
+    // other tmpfiles.d files already declare, under any of its names.
     let generated = input.tree.get(GENERATED_TMPFILES);
     if let Some(old) = generated.and_then(|e| e.text.as_deref()) {
         lines.extend(tmpfiles::parse_generated(old));
     }
-    let declared = declared_tmpfiles(input.tree);
-    lines.retain(|l| !declared.contains(l.path()));
+    lines.extend(moved.lines);
+    lines.retain(|l| !declared.contains(&links.canonical_bytes(l.path())));
+    removals.extend(moved.removals);
+    plan.relocated = moved.relocated;
+    plan.unrelocatable = moved.refused;
+    plan.restored_links = moved.restored;
     let mut writes = Vec::new();
     if !lines.is_empty() {
         let content = tmpfiles::render_file(&lines);
@@ -176,6 +221,7 @@ pub fn plan(input: &PlanInput) -> Plan {
     // Order: preserve data first, then declare it, then remove the
     // originals (children before parents), then housekeeping.
     plan.actions.extend(copies);
+    plan.actions.extend(moved.copies);
     plan.actions.extend(writes);
     // Files and symlinks first, then directories deepest first.
     let depth = |p: &str| p.bytes().filter(|&c| c == b'/').count();
@@ -191,6 +237,7 @@ pub fn plan(input: &PlanInput) -> Plan {
             .into_iter()
             .map(|(path, dir)| Action::Remove { path, dir }),
     );
+    plan.actions.extend(moved.restore);
     if let Some(dir) = input.rpmdb {
         plan.actions.push(Action::CheckpointRpmdb {
             dir: dir.to_string(),
@@ -292,15 +339,31 @@ fn user_names(tree: &Tree) -> Names {
     Names::new(&users, &groups)
 }
 
-/// Paths declared by tmpfiles.d files other than our own.
-fn declared_tmpfiles(tree: &Tree) -> HashSet<Vec<u8>> {
+/// Paths declared by tmpfiles.d files other than our own, each by its
+/// canonical name (through the base's links into /var: `/home/u` is
+/// `/var/home/u`).
+fn declared_tmpfiles(tree: &Tree, links: &Links) -> HashSet<Vec<u8>> {
     config_files(
         tree,
         &["/usr/lib/tmpfiles.d", "/etc/tmpfiles.d"],
         GENERATED_TMPFILES,
     )
     .flat_map(tmpfiles::declared_paths)
+    .map(|p| links.canonical_bytes(&p))
     .collect()
+}
+
+/// The files in /var that a package owns, to the package's NEVRA.
+fn var_files(packages: &[crate::rpmdb::Package]) -> std::collections::HashMap<&str, String> {
+    let mut out = std::collections::HashMap::new();
+    for p in packages {
+        let mut nevra = None;
+        for f in p.files.iter().filter(|f| is_beneath(f, "/var")) {
+            let n = nevra.get_or_insert_with(|| p.nevra()).clone();
+            out.entry(f.as_str()).or_insert(n);
+        }
+    }
+    out
 }
 
 fn config_files<'a>(

@@ -517,7 +517,13 @@ mod tests {
             super::super::against::OBJECTS,
             "c".repeat(62)
         );
-        assert_eq!(keep_for(&object, 1, None), Keep::SpoolIfDb);
+        // With no ostree base, a small one's text is held for the config
+        // file hardlinks that follow it; a big one's is not.
+        assert_eq!(keep_for(&object, 1, None), Keep::ObjectText);
+        assert_eq!(
+            keep_for(&object, LAST_OBJECT_TEXT_MAX + 1, None),
+            Keep::SpoolIfDb
+        );
     }
 
     #[test]

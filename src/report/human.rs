@@ -107,11 +107,12 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             if n == 1 { "" } else { "s" }
         );
         const SHOWN: usize = 20;
-        for a in plan.actions.iter().take(SHOWN) {
-            let _ = writeln!(out, "  {}", describe_action(a));
+        let lines = describe_actions(plan);
+        for line in lines.iter().take(SHOWN) {
+            let _ = writeln!(out, "  {line}");
         }
-        if plan.actions.len() > SHOWN {
-            let _ = writeln!(out, "  …and {} more", plan.actions.len() - SHOWN);
+        if lines.len() > SHOWN {
+            let _ = writeln!(out, "  …and {} more", lines.len() - SHOWN);
         }
     }
     let s = &report.summary;
@@ -186,6 +187,35 @@ fn fixed_only_by_hand(report: &Report) -> bool {
     !hand_fixed_checks(report).is_empty()
 }
 
+/// One line per action, except that the removals of a relocated entry's
+/// paths are one line for the entry: one line per relocated entry, not
+/// per file.
+fn describe_actions(plan: &crate::layout::Plan) -> Vec<String> {
+    let mut folded = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for a in &plan.actions {
+        if let Action::Remove { path, .. } = a
+            && let Some(r) = plan
+                .relocated
+                .iter()
+                .find(|r| crate::path::is_within(path, &r.source))
+        {
+            if folded.insert(r.source.as_str()) {
+                out.push(format!(
+                    "remove {} ({} entr{}, moved to {})",
+                    r.source,
+                    r.entries,
+                    if r.entries == 1 { "y" } else { "ies" },
+                    r.dest
+                ));
+            }
+            continue;
+        }
+        out.push(describe_action(a));
+    }
+    out
+}
+
 fn describe_action(a: &Action) -> String {
     match a {
         Action::CopyToFactory { source, dest, .. } => format!("copy {source} → {dest}"),
@@ -205,5 +235,15 @@ fn describe_action(a: &Action) -> String {
             "rebuild {dir}/rpmdb.sqlite from {from}/rpmdb.sqlite without the {} added package(s)",
             drop.len()
         ),
+        Action::Relocate {
+            source,
+            dest,
+            items,
+        } => format!(
+            "copy {source} → {dest} ({} entr{})",
+            items.len(),
+            if items.len() == 1 { "y" } else { "ies" }
+        ),
+        Action::RestoreLink { path, target } => format!("restore the link {path} -> {target}"),
     }
 }

@@ -520,7 +520,12 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
 /// A fresh base tree with its base reference recorded at the default
 /// location by `ostree-finalize snapshot`.
 pub fn snapshotted() -> BaseTree {
-    let tree = base_tree();
+    snapshotted_of(Layout::Bootc)
+}
+
+/// [`snapshotted`] for a base of `layout`.
+pub fn snapshotted_of(layout: Layout) -> BaseTree {
+    let tree = base_tree_of(layout);
     run(&["snapshot", "--root", tree.root().to_str().unwrap()]).expect_code(0);
     tree
 }
@@ -571,6 +576,24 @@ pub fn finding<'a>(json: &'a serde_json::Value, check: &str, path: &str) -> &'a 
 }
 
 /// A `cp -a` copy of a whole tree (same rpm install times, owners, xattrs).
+/// Panic, listing every error, unless `json` is valid against the report
+/// schema in the repository (`schema/report.schema.json`).
+#[track_caller]
+pub fn assert_matches_schema(json: &serde_json::Value) {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schema/report.schema.json"
+        ))
+        .expect("schema");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+        jsonschema::validator_for(&schema).expect("valid schema")
+    });
+    let errors: Vec<String> = validator.iter_errors(json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{json:#}");
+}
+
 pub fn clone_tree(tree: &BaseTree) -> BaseTree {
     let dir = tempfile::tempdir().unwrap();
     let src = format!("{}/.", tree.root().display());
