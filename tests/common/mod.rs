@@ -92,7 +92,8 @@ fn check(cmd: &mut Command) -> Output {
 }
 
 /// The directory holding the fixture RPMs, built once per test process:
-/// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-lib-1.0-1.noarch.rpm`
+/// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-utils-1.0-2.noarch.rpm` (a
+/// rebuild of 1.0-1 with identical files), `base-lib-1.0-1.noarch.rpm`
 /// (epoch 2) and `extra-tool-1.0-1.noarch.rpm`.
 pub fn rpms() -> &'static Path {
     static RPMS: OnceLock<tempfile::TempDir> = OnceLock::new();
