@@ -14,6 +14,9 @@
 //! - [`buildah`] runs the real buildah on a private storage, under the vfs
 //!   or the overlay driver; [`e2e`] makes the tool's RPMs and the base
 //!   trees of real Containerfile builds.
+//! - [`ostree_ext`] builds the real ostree-ext command line (a test-only
+//!   package, `tests/ostree-ext-cli`) and composes, encapsulates, imports
+//!   and deploys ostree-native images with it.
 //!
 //! Everything here must run as root (ownership, device nodes, rpm installs).
 //! Scratch space lives under cargo's `CARGO_TARGET_TMPDIR`; the per-process
@@ -23,6 +26,7 @@
 
 pub mod buildah;
 pub mod e2e;
+pub mod ostree_ext;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
