@@ -308,6 +308,17 @@ struct Run {
     /// For a passing build: whether the image has /var/tmp (the export
     /// adds it to the base).
     has_var_tmp: bool,
+    /// The pushed image and the import's repository and sysroot, removed
+    /// when the case is done (about 200 MB each).
+    scratch: Vec<PathBuf>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for path in &self.scratch {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
 }
 
 impl Run {
@@ -466,6 +477,7 @@ impl Env {
                 lints.push((how.to_string(), outcome));
             }
 
+            let mut scratch = vec![layout.clone()];
             let (mut record, mut imported, mut has_var_tmp) = (None, None, false);
             if build.ok {
                 let (ctr, mnt) = buildah.mount(&tag);
@@ -477,6 +489,7 @@ impl Env {
                 let dir = self.work.join(format!("import-{name}"));
                 fs::create_dir(&dir).unwrap();
                 imported = Some(ostree_ext::import(&dir, &imgref));
+                scratch.push(dir);
                 buildah.ok(&["rmi", &tag]);
             }
             // The step images (vfs keeps a full copy of the tree for each):
@@ -490,6 +503,7 @@ impl Env {
                 record,
                 imported,
                 has_var_tmp,
+                scratch,
             });
         }
         runs

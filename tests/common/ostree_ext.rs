@@ -203,7 +203,8 @@ pub const STATEROOT: &str = "fixture";
 ///   then `container image deploy` of the image into it;
 /// - the deployment's `/var` is the stateroot's (a bind mount, as
 ///   ostree-prepare-root does at boot), and the real `systemd-sysusers
-///   --root` and `systemd-tmpfiles --create --boot --root` run on it.
+///   --root` and `systemd-tmpfiles --create --boot --root` run on it;
+/// - the deployment's immutable bit is cleared, so it can be removed.
 ///
 /// Never panics on the importer's failures: they are data for the test.
 pub fn import(work: &Path, imgref: &str) -> Imported {
@@ -248,6 +249,10 @@ fn deploy(work: &Path, unverified: &str) -> Result<Deployment, String> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.is_dir())
         .ok_or("no deployment directory")?;
+    // ostree makes a deployment's root immutable (chattr +i): lift that, so
+    // the scratch dir can be removed (by the test, the sweep of stale
+    // scratch dirs, or cargo clean).
+    attempt(Command::new("chattr").arg("-i").arg(&deployment))?;
     // /var of a booted deployment is the stateroot's var.
     let var = deployment.join("var");
     attempt(
