@@ -42,6 +42,16 @@
 //!
 //! overlay cases are skipped, with the reason on stderr, where the kernel's
 //! overlayfs cannot mount; the whole file skips where buildah cannot run.
+//!
+//! What a vfs build's layer holds after an in-place write: both names of
+//! the inode, as a tar hardlink pair (the object and the tree path). On
+//! import, ostree-ext 0.15.3 (`tar::write::filter_tar`) drops every path
+//! under `sysroot/ostree/repo`, except that it keeps a *modified* object
+//! (tar mtime > 0) and makes the first tree path linked to it the real
+//! file. ostree objects have mtime 0, and `chmod` and `cp -p` keep it 0,
+//! so their layer links `usr/bin/base-tool` to a dropped path and the
+//! import fails ("Processing deferred hardlink …: Failed to find
+//! object"); writes that update the mtime (`>`, `>>`, sqlite) import.
 
 mod common;
 
