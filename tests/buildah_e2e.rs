@@ -23,7 +23,7 @@
 //!
 //! buildah runs as root with `--storage-driver vfs --isolation chroot` and
 //! a private storage (`--root`, `--runroot`, storage.conf, signature
-//! policy) under a scratch dir, so the host's container storage is never
+//! policy; see `common::buildah`) under a scratch dir, so the host's container storage is never
 //! touched. The tests skip, saying why, only where buildah cannot run: not
 //! root, or buildah not installed. In CI (`CI` set) a missing buildah is a
 //! failure: `.ci/run` must install it.
@@ -34,10 +34,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::Value;
+
+use common::buildah::{Buildah, Driver};
 
 /// The base image's name in the private storage.
 const BASE: &str = "localhost/ostree-finalize-e2e/base:latest";
@@ -66,7 +68,7 @@ struct Env {
     tool: PathBuf,
     /// Where images are pushed.
     images: PathBuf,
-    /// The scratch dir, removed by a later test process (see [`scratch`]).
+    /// The scratch dir, removed by a later test process (see `common::scratch_dir`).
     _scratch: tempfile::TempDir,
 }
 
@@ -75,7 +77,7 @@ struct Env {
 fn env() -> Option<&'static Env> {
     static SKIP: OnceLock<Option<String>> = OnceLock::new();
     let skip = SKIP.get_or_init(|| {
-        let why = skip_reason()?;
+        let why = common::buildah::unavailable()?;
         // Straight to stderr: the test harness captures print macros only,
         // and a skip must be visible in the log.
         let _ = writeln!(
@@ -104,48 +106,6 @@ fn env() -> Option<&'static Env> {
     }
 }
 
-/// Why these tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    let uid = common::sh("id", &["-u"]);
-    if uid.trim() != "0" {
-        return Some(format!(
-            "needs root (buildah --isolation chroot, rpm --root), running as uid {}",
-            uid.trim()
-        ));
-    }
-    match Command::new("buildah").arg("--version").output() {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => panic!(
-            "buildah --version failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "buildah is not installed, and CI must run this test: \
-                 add buildah to the apt-get install line of .ci/run"
-            );
-            Some("buildah is not installed (apt-get install buildah)".to_string())
-        }
-        Err(e) => panic!("running buildah: {e}"),
-    }
-}
-
-/// A scratch dir under cargo's per-target tmp dir, named like
-/// `tests/common`'s scratch dirs (`fixture-PID-…`) so that a later test
-/// process sweeps it once this one is gone: the shared fixture lives in a
-/// static and is never dropped.
-fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("fixture-{}-e2e-", std::process::id()))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap_or_else(|e| panic!("creating a scratch dir: {e}"))
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Run a command that must succeed; its stdout. Panics with the output.
 #[track_caller]
 fn check(cmd: &mut Command) -> String {
@@ -165,33 +125,14 @@ fn check(cmd: &mut Command) -> String {
 /// Build the shared fixture. Panics on any failure.
 fn setup() -> Env {
     let started = Instant::now();
-    let scratch = scratch();
+    let scratch = common::scratch_dir("e2e-");
     let work = scratch.path();
-    let rpms = common::rpms();
 
-    // The tool's RPM, with the real rpmbuild, around the static binary.
-    let out = check(
-        Command::new(repo().join("packaging/build-rpm"))
-            .arg(work.join("rpm"))
-            .env_remove("LD_LIBRARY_PATH"),
-    );
-    let paths: Vec<PathBuf> = out.lines().map(PathBuf::from).collect();
-    let tool_rpms: [PathBuf; 2] = paths
-        .try_into()
-        .unwrap_or_else(|p| panic!("build-rpm printed two RPM paths, not {p:?}"));
-    eprintln!("e2e: tool RPM built in {:?}", started.elapsed());
-
-    // The base tree; the tool from its RPM.
+    // The base tree; the tool from its RPM, built with the real rpmbuild
+    // around the static binary.
+    let tool_rpms = common::e2e::tool_rpms(&work.join("rpm"));
     let tree = work.join("base-tree");
-    check(
-        Command::new(repo().join("tests/e2e/assemble-base.sh"))
-            .arg(&tree)
-            .arg(rpms)
-            .args(&tool_rpms)
-            // cargo test points this at the toolchain: ldd must see the
-            // host's own library paths.
-            .env_remove("LD_LIBRARY_PATH"),
-    );
+    common::e2e::assemble_base(&tree, common::Layout::Bootc, &tool_rpms);
     // Image layers carry no entry for `/` (vfs gives a container's root
     // 0555): the base keeps 0755 here, and finalize must not mind.
     let tool = work.join("ostree-finalize");
@@ -199,7 +140,7 @@ fn setup() -> Env {
     check(Command::new(&tool).args(["snapshot", "--root"]).arg(&tree));
 
     // Commit it as the base image, owners, modes and xattrs kept by cp -a.
-    let buildah = Buildah::new(work);
+    let buildah = Buildah::new(work, Driver::Vfs);
     let ctr = buildah.ok(&["from", "--signature-policy", &buildah.policy(), "scratch"]);
     let mnt = buildah.ok(&["mount", &ctr]);
     check(
@@ -232,130 +173,6 @@ fn setup() -> Env {
         tool,
         images,
         _scratch: scratch,
-    }
-}
-
-/// buildah on the private storage. Calls are serialized: the builds are
-/// short, and one at a time keeps the vfs storage's copying off both cores.
-struct Buildah {
-    root: PathBuf,
-    runroot: PathBuf,
-    tmp: PathBuf,
-    storage_conf: PathBuf,
-    policy: PathBuf,
-}
-
-/// What a `buildah bud` did.
-struct Build {
-    ok: bool,
-    /// stdout then stderr.
-    log: String,
-}
-
-impl Buildah {
-    fn new(work: &Path) -> Buildah {
-        let b = Buildah {
-            root: work.join("storage"),
-            runroot: work.join("runroot"),
-            tmp: work.join("tmp"),
-            storage_conf: work.join("storage.conf"),
-            policy: work.join("policy.json"),
-        };
-        fs::create_dir(&b.tmp).unwrap();
-        // Nothing from the host's /etc/containers: the storage and the
-        // signature policy are ours.
-        fs::write(&b.storage_conf, "[storage]\ndriver = \"vfs\"\n").unwrap();
-        fs::write(
-            &b.policy,
-            r#"{"default": [{"type": "insecureAcceptAnything"}]}"#,
-        )
-        .unwrap();
-        b
-    }
-
-    fn policy(&self) -> String {
-        self.policy.display().to_string()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("buildah");
-        cmd.env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
-            .env("TMPDIR", &self.tmp)
-            .env("BUILDAH_ISOLATION", "chroot")
-            .env_remove("LD_LIBRARY_PATH")
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--runroot")
-            .arg(&self.runroot)
-            .args(["--storage-driver", "vfs"])
-            .args(args);
-        cmd
-    }
-
-    fn lock() -> std::sync::MutexGuard<'static, ()> {
-        static LOCK: Mutex<()> = Mutex::new(());
-        LOCK.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `buildah ARGS…`, which must succeed; its stdout, trimmed.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let _one_at_a_time = Self::lock();
-        check(&mut self.command(args)).trim().to_string()
-    }
-
-    /// `buildah push -q IMAGE DEST`.
-    #[track_caller]
-    fn push(&self, image: &str, dest: &str) {
-        self.ok(&[
-            "push",
-            "-q",
-            "--signature-policy",
-            &self.policy(),
-            image,
-            dest,
-        ]);
-    }
-
-    /// `buildah bud` of `containerfile` in a context dir holding `files`,
-    /// tagged `tag`.
-    fn bud(&self, tag: &str, containerfile: &str, files: &[&Path]) -> Build {
-        let context = tempfile::tempdir_in(&self.tmp).unwrap();
-        fs::write(context.path().join("Containerfile"), containerfile).unwrap();
-        for file in files {
-            fs::copy(file, context.path().join(file.file_name().unwrap())).unwrap();
-        }
-        let policy = self.policy();
-        let context_arg = context.path().display().to_string();
-        let mut args = vec![
-            "bud",
-            "--signature-policy",
-            &policy,
-            "--isolation",
-            "chroot",
-            "--pull=never",
-            // One layer per step, as podman builds do (the last one holds
-            // finalize's whiteouts); no container left by a failed build.
-            "--layers",
-            "--force-rm",
-            "-t",
-            tag,
-        ];
-        args.push(&context_arg);
-        let started = Instant::now();
-        let out = {
-            let _one_at_a_time = Self::lock();
-            self.command(&args).output().expect("running buildah bud")
-        };
-        eprintln!("e2e: buildah bud {tag} took {:?}", started.elapsed());
-        Build {
-            ok: out.status.success(),
-            log: format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
     }
 }
 

@@ -48,6 +48,7 @@ fn all_fixture_rpms_are_built() {
             "base-lib-1.0-1.noarch.rpm",
             "base-utils-0.9-1.noarch.rpm",
             "base-utils-1.0-1.noarch.rpm",
+            "base-utils-1.0-2.noarch.rpm",
             "base-utils-1.1-1.noarch.rpm",
             "extra-tool-1.0-1.noarch.rpm",
         ]

@@ -11,12 +11,22 @@
 //! - [`tree_digest`] fingerprints a whole tree, for "nothing on disk changed"
 //!   assertions.
 //! - [`bin`] and [`run`] drive the `ostree-finalize` binary.
+//! - [`buildah`] runs the real buildah on a private storage, under the vfs
+//!   or the overlay driver; [`e2e`] makes the tool's RPMs and the base
+//!   trees of real Containerfile builds.
+//! - [`ostree_ext`] builds the real ostree-ext command line (a test-only
+//!   package, `tests/ostree-ext-cli`) and composes, encapsulates, imports
+//!   and deploys ostree-native images with it.
 //!
 //! Everything here must run as root (ownership, device nodes, rpm installs).
 //! Scratch space lives under cargo's `CARGO_TARGET_TMPDIR`; the per-process
 //! RPMs and pristine tree stay there after the process exits (`cargo clean`
 //! removes them), per-test copies are removed when the test ends.
 #![allow(dead_code)]
+
+pub mod buildah;
+pub mod e2e;
+pub mod ostree_ext;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -37,7 +47,7 @@ fn fixtures_dir() -> PathBuf {
 /// A scratch directory under cargo's per-target tmp dir, named
 /// `fixture-PID-PREFIX…` so that later runs can sweep what a dead process
 /// left behind.
-fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
     static SWEPT: OnceLock<()> = OnceLock::new();
     SWEPT.get_or_init(sweep_stale_scratch);
     tempfile::Builder::new()
@@ -86,7 +96,8 @@ fn check(cmd: &mut Command) -> Output {
 }
 
 /// The directory holding the fixture RPMs, built once per test process:
-/// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-lib-1.0-1.noarch.rpm`
+/// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-utils-1.0-2.noarch.rpm` (a
+/// rebuild of 1.0-1 with identical files), `base-lib-1.0-1.noarch.rpm`
 /// (epoch 2) and `extra-tool-1.0-1.noarch.rpm`.
 pub fn rpms() -> &'static Path {
     static RPMS: OnceLock<tempfile::TempDir> = OnceLock::new();

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Assemble the root filesystem of the end-to-end test's base OS image.
 #
-#   tests/e2e/assemble-base.sh ROOT RPMDIR TOOL_RPM...
+#   tests/e2e/assemble-base.sh [--layout fcos|bootc] ROOT RPMDIR TOOL_RPM...
 #
 # On top of tests/fixtures/make-base-tree.sh (the skeleton and a real sqlite
-# rpmdb at /usr/lib/sysimage/rpm with base-utils and base-lib), it adds what
+# rpmdb at /usr/lib/sysimage/rpm with base-utils and base-lib; --layout is
+# passed on to it, bootc by default), it adds what
 # RUN steps of a real Containerfile need:
 #
 # - a static busybox at /usr/bin/busybox, with symlinks for sh and the few
@@ -24,8 +25,13 @@
 # touch the fixture packages. Must run as root.
 set -euo pipefail
 
+layout=bootc
+if [ "${1:-}" = --layout ]; then
+    layout="${2:-}"
+    shift 2 || true
+fi
 if [ $# -lt 3 ]; then
-    echo "usage: $0 ROOT RPMDIR TOOL_RPM..." >&2
+    echo "usage: $0 [--layout fcos|bootc] ROOT RPMDIR TOOL_RPM..." >&2
     exit 2
 fi
 root="$1"
@@ -40,7 +46,7 @@ for tool in busybox rpm ostree ldd; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done
 
-"$fixtures/make-base-tree.sh" "$root" "$rpmdir"
+"$fixtures/make-base-tree.sh" --layout "$layout" "$root" "$rpmdir"
 root="$(cd "$root" && pwd)"
 
 # The path inside the tree for a host path: the tree has a merged /usr, so
