@@ -143,7 +143,8 @@ pub fn evaluate(
     };
     // What the build wrote in place through the repository's hardlinks
     // changed the base's copy too: the base's text of those paths (read
-    // from the object) is the build's, so it is not the base's.
+    // from the object) is the build's. It is the base's only where a
+    // prefix of it proves to be (an append), else unknown.
     let scrubbed;
     let base = if target.in_place.is_empty() {
         base
@@ -152,7 +153,7 @@ pub fn evaluate(
         for group in &target.in_place {
             for path in &group.paths {
                 if let Ok(i) = copy.entries.binary_search_by(|e| e.path.as_str().cmp(path)) {
-                    copy.entries[i].text = None;
+                    copy.entries[i].text = group.base_text.clone();
                 }
             }
         }

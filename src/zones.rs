@@ -6,9 +6,17 @@ use crate::path::{is_beneath, is_within};
 /// Directories whose *contents* are runtime-only and cleaned by finalize.
 pub const RUNTIME_DIRS: &[&str] = &["/run", "/tmp", "/var/tmp", "/var/cache"];
 
-/// Where rpm may keep its database. Its files change whenever a package is
-/// added, so they are compared as packages, not as files.
-pub const RPMDB_DIRS: &[&str] = &["/usr/lib/sysimage/rpm", "/usr/share/rpm", "/var/lib/rpm"];
+/// Where rpm may keep its database, and rpm-ostree its record of the
+/// base's database. Their files change whenever a package is added (and
+/// in an image whose files are hardlinks into its ostree repository, the
+/// record changes with the database), so they are compared as packages,
+/// not as files.
+pub const RPMDB_DIRS: &[&str] = &[
+    "/usr/lib/sysimage/rpm",
+    "/usr/share/rpm",
+    "/var/lib/rpm",
+    "/usr/lib/sysimage/rpm-ostree-base-db",
+];
 
 /// The zone of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +90,9 @@ mod tests {
         assert_eq!(zone("/run/x"), Zone::Runtime);
         assert_eq!(zone("/etcetera"), Zone::Os);
         assert!(in_rpmdb("/usr/lib/sysimage/rpm/rpmdb.sqlite"));
-        assert!(!in_rpmdb("/usr/lib/sysimage/rpm-ostree-base-db"));
+        assert!(in_rpmdb(
+            "/usr/lib/sysimage/rpm-ostree-base-db/rpmdb.sqlite"
+        ));
+        assert!(!in_rpmdb("/usr/lib/sysimage/rpm-ostree"));
     }
 }

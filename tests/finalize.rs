@@ -519,9 +519,12 @@ fn ostree_container_finalize_runs_through_real_ostree_dispatch() {
     let tree = snapshotted();
     fs::write(tree.path("/usr/bin/base-tool"), "changed").unwrap();
     // Give ostree's external-command directory a private mount holding our
-    // binary as `ostree-container`, so the host is not touched.
+    // binary as `ostree-container`, so the host is not touched. A symlink,
+    // as the packaging ships it: a copy would be a file open for writing
+    // that a test forking in parallel can inherit until it execs, and
+    // ostree's exec of it then fails with "Text file busy".
     let ext = tempfile::tempdir().unwrap();
-    fs::copy(bin(), ext.path().join("ostree-container")).unwrap();
+    std::os::unix::fs::symlink(bin(), ext.path().join("ostree-container")).unwrap();
     let script = format!(
         "mkdir -p /usr/libexec/libostree/ext && mount --bind {} /usr/libexec/libostree/ext && \
          exec ostree container finalize --root {} --format json",

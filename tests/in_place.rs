@@ -274,6 +274,12 @@ fn a_user_appended_in_place_gets_a_sysusers_entry() {
         .expect("sysusers.d written");
     assert!(sysusers.contains("u app 1000:1000"), "{sysusers}");
     assert!(sysusers.contains("g app 1000"), "{sysusers}");
+    // The base's users are proven by the prefix of the file that hashes
+    // to the base's checksum: they are not added.
+    assert!(
+        !sysusers.contains("u root") && !sysusers.contains("g wheel"),
+        "{sysusers}"
+    );
     assert_eq!(nlink(&root.join("etc/passwd")), 1);
 }
 

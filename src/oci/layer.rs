@@ -219,10 +219,10 @@ enum Keep {
     ObjectText,
 }
 
-/// What to keep of a regular file at `p` of `size` bytes. Against an
-/// ostree base, also the files of rpm-ostree's record of the base's rpm
-/// database, and the text of content objects that hold the text the walk
-/// keeps for some base path.
+/// What to keep of a regular file at `p` of `size` bytes: the rpm
+/// database files (rpm-ostree's record of the base's among them), and,
+/// against an ostree base, the text of content objects that hold the text
+/// the walk keeps for some base path.
 ///
 /// ostree's container images keep each file's content once, at its
 /// content object's path (see [`super::against`]), every path of the
@@ -231,11 +231,9 @@ enum Keep {
 /// that look like an rpm database file, and, against an ostree base,
 /// those holding a base path's kept text.
 fn keep_for(p: &str, size: u64, against: Option<&Against<'_>>) -> Keep {
-    let base_db = against.is_some();
     let spooled = p == manifest::DEFAULT_MANIFEST
         || p.rsplit_once('/').is_some_and(|(dir, name)| {
-            (crate::zones::RPMDB_DIRS.contains(&dir) || (base_db && dir == crate::ostree::BASE_DB))
-                && RPMDB_FILES.contains(&name)
+            crate::zones::RPMDB_DIRS.contains(&dir) && RPMDB_FILES.contains(&name)
         });
     if spooled {
         Keep::Spool
@@ -507,10 +505,9 @@ mod tests {
             keep_for(manifest::DEFAULT_MANIFEST, 1 << 40, None),
             Keep::Spool
         );
-        // rpm-ostree's copy of the base's database, only against an ostree
-        // base (whose package set it is).
+        // rpm-ostree's copy of the base's database.
         let base_db = "/usr/lib/sysimage/rpm-ostree-base-db/rpmdb.sqlite";
-        assert_eq!(keep_for(base_db, 1, None), Keep::Nothing);
+        assert_eq!(keep_for(base_db, 1, None), Keep::Spool);
         // Content objects an rpm database path may be a hardlink to.
         let object = format!(
             "{}ab/{}.file",

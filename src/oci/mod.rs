@@ -283,8 +283,16 @@ struct Extras {
 impl Extras {
     fn of(merged: &Merged, against: Option<&against::Against<'_>>) -> Result<Extras> {
         let rpmdb = imagedb::read(merged)?;
+        // rpm-ostree's record of the base's packages, trusted only while
+        // it still is the commit's (a build can rewrite it, and under
+        // storage that keeps hardlinks rpm -i writes it in place).
         let base_db = match against {
-            Some(_) => imagedb::read_in(merged, crate::ostree::BASE_DB)?,
+            Some(a) => imagedb::read_in(merged, crate::ostree::BASE_DB)?.filter(|db| {
+                a.files.db_unchanged(a.repo, &db.location, |path| {
+                    let kept = merged.get(path)?.kept.as_ref()?;
+                    std::fs::File::open(kept.as_ref() as &std::path::Path).ok()
+                })
+            }),
             None => None,
         };
         let ostree_repo = merged

@@ -198,7 +198,12 @@ pub fn load(
     opts: &WalkOptions,
 ) -> Result<OstreeBase> {
     let base = read(repo, commit, spec, opts)?;
-    let in_tree = tree_base_db(root)?.filter(|db| base.db_unchanged(root, &db.location));
+    let in_tree = tree_base_db(root)?.filter(|db| {
+        base.files.db_unchanged(repo, &db.location, |path| {
+            let rel = crate::path::decode(&path[1..])?;
+            root.open(Path::new(OsStr::from_bytes(&rel))).ok()
+        })
+    });
     let current = rpmdb::read(root)?;
     base.finish(repo, in_tree, current.as_ref())
 }
@@ -277,36 +282,40 @@ impl CommitBase {
             origin,
         })
     }
+}
 
-    /// Whether the rpm database in the tree's directory `dir` (its
-    /// [`BASE_DB`]) still is what the commit holds there, file by file. A
+impl BaseFiles {
+    /// Whether the rpm database in the directory `dir` (rpm-ostree's
+    /// [`BASE_DB`]) of the tree or image compared with the commit still is
+    /// what the commit holds there, file by file: each file `open` gives,
+    /// hashed behind its object's header, has the object's checksum. A
     /// directory the commit does not have (made by the build's own
     /// rpm-ostree) is the tree's record and counts as unchanged.
-    fn db_unchanged(&self, root: &Dir, dir: &str) -> bool {
+    pub fn db_unchanged<R: Read>(
+        &self,
+        repo: &Repo,
+        dir: &str,
+        open: impl Fn(&str) -> Option<R>,
+    ) -> bool {
         let prefix = format!("{dir}/");
         let mut files = self
-            .files
+            .db_files
             .iter()
             .filter(|(p, _)| p.starts_with(&prefix))
             .peekable();
         if files.peek().is_none() {
             return true;
         }
-        files.all(|(path, _)| {
-            let Some(base) = self.files.get(path) else {
+        files.all(|(path, sum)| {
+            let Ok(obj) = repo.file_object(sum) else {
                 return false;
             };
-            tree_file_checksum(root, path, base).ok() == Some(base.checksum)
+            let header = objects::FileHeader::new(&obj.meta, &obj.target);
+            open(path)
+                .and_then(|file| digest_after(header.bytes(), file).ok())
+                .is_some_and(|digest| digest == *sum)
         })
     }
-}
-
-/// The ostree checksum of the tree's file at `path` hashed behind the
-/// base's header: the base's checksum exactly when it is unchanged.
-fn tree_file_checksum(root: &Dir, path: &str, base: &BaseFile) -> Result<Checksum> {
-    let rel = crate::path::decode(&path[1..]).with_context(|| format!("{path}: bad path"))?;
-    let file = root.open(std::path::Path::new(OsStr::from_bytes(&rel)))?;
-    digest_after(base.header.bytes(), file).with_context(|| format!("{path}: cannot read"))
 }
 
 /// rpm-ostree's record of the base's rpm database ([`BASE_DB`]) in the
@@ -332,6 +341,26 @@ pub struct InPlace {
     /// Every base path that was this object, walked files and rpm database
     /// files alike, sorted.
     pub paths: Vec<String>,
+    /// The base's text of a config file the build appended to in place
+    /// (`>>`): the prefix of its text now, cut at a line end, that hashes,
+    /// behind the object's header, to the object's checksum. Proven, not
+    /// guessed; `None` when no prefix does.
+    #[serde(skip)]
+    pub base_text: Option<String>,
+}
+
+/// The base's text of a file appended to in place: the prefix of `now`,
+/// ending at a line end (or empty), whose ostree checksum behind `header`
+/// is `object`.
+fn appended_base_text(
+    header: &objects::FileHeader,
+    now: &str,
+    object: &Checksum,
+) -> Option<String> {
+    let ends = std::iter::once(0).chain(now.match_indices('\n').map(|(i, _)| i + 1));
+    ends.filter(|&end| end < now.len())
+        .find(|&end| digest_after(header.bytes(), &now.as_bytes()[..end]).ok() == Some(*object))
+        .map(|end| now[..end].to_string())
 }
 
 /// The base objects the build wrote in place. A regular file of the tree
@@ -368,13 +397,22 @@ pub fn written_in_place(
     Ok(verdicts
         .into_iter()
         .filter(|(_, intact)| !intact)
-        .map(|(object, _)| InPlace {
+        .map(|(object, _)| {
+            let paths = files.paths_of(&object);
+            let base_text = paths.iter().find_map(|p| {
+                let now = tree::lookup(entries, p)?.text.as_deref()?;
+                appended_base_text(&files.get(p)?.header, now, &object)
+            });
+            (object, paths, base_text)
+        })
+        .map(|(object, paths, base_text)| InPlace {
             object: hex::encode(object),
             repo_path: repo
                 .in_tree
                 .as_ref()
                 .map(|dir| format!("{dir}/{}", repo.content_object_path(&object))),
-            paths: files.paths_of(&object),
+            paths,
+            base_text,
         })
         .collect())
 }
@@ -435,7 +473,7 @@ fn committed_packages(
         })
     };
     let mut found =
-        committed(BASE_DB, false).map(|f| (f, format!("packages from {BASE_DB} in the commit")));
+        committed(BASE_DB, true).map(|f| (f, format!("packages from {BASE_DB} in the commit")));
     if found.is_none() {
         found = rpmdb::find::CANDIDATES.iter().find_map(|c| {
             committed(&format!("/{c}"), true).map(|f| {
