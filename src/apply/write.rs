@@ -15,7 +15,7 @@ use rustix::io::Errno;
 
 use super::plan::{Node, Op, TreeView};
 use super::resource::MAX_SIZE;
-use crate::layout::apply::{open_parent, write_file};
+use crate::layout::apply::{make_symlink, open_parent, write_file};
 use crate::manifest::Kind;
 use crate::path::{decode, encode};
 
@@ -218,34 +218,7 @@ fn run(root: &Dir, op: &Op) -> Result<()> {
             target,
             uid,
             gid,
-        } => {
-            let (dir, name) = open_parent(root, path, true)?;
-            let mut tmp = b".".to_vec();
-            tmp.extend_from_slice(&name);
-            tmp.extend_from_slice(b".ostree-finalize-tmp");
-            match rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => {}
-                Err(e) => {
-                    return Err(anyhow::Error::from(e).context(format!("{path}: stale temp link")));
-                }
-            }
-            let result = (|| -> Result<()> {
-                rustix::fs::symlinkat(target.as_str(), &dir, tmp.as_slice())?;
-                rustix::fs::chownat(
-                    &dir,
-                    tmp.as_slice(),
-                    Some(rustix::fs::Uid::from_raw(*uid)),
-                    Some(rustix::fs::Gid::from_raw(*gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
-                rustix::fs::renameat(&dir, tmp.as_slice(), &dir, name.as_slice())?;
-                Ok(())
-            })();
-            if result.is_err() {
-                let _ = rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty());
-            }
-            result.with_context(|| format!("{path}: cannot create symlink"))
-        }
+        } => make_symlink(root, path, target.as_bytes(), *uid, *gid),
         Op::Remove { path } => {
             let Some((dir, name)) = parent_of(root, path)? else {
                 return Ok(());
