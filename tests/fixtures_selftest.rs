@@ -1,4 +1,4 @@
-//! Tests of the test fixtures themselves (tests/common, tests/fixtures), so a
+//! Tests of the test fixtures themselves (tests/common, fixtures/), so a
 //! broken fixture fails here and not as a confusing product failure. Does
 //! not run the ostree-finalize binary.
 
@@ -45,12 +45,16 @@ fn all_fixture_rpms_are_built() {
     assert_eq!(
         names,
         [
+            "app-seed-1.0-1.noarch.rpm",
+            "app-seed-2.0-1.noarch.rpm",
             "base-lib-1.0-1.noarch.rpm",
             "base-utils-0.9-1.noarch.rpm",
             "base-utils-1.0-1.noarch.rpm",
             "base-utils-1.0-2.noarch.rpm",
             "base-utils-1.1-1.noarch.rpm",
             "extra-tool-1.0-1.noarch.rpm",
+            "optapp-1.0-1.noarch.rpm",
+            "optapp-2.0-1.noarch.rpm",
         ]
     );
     assert!(rpm_path("base-utils-1.1-1").is_file());
