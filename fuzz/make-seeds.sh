@@ -28,7 +28,7 @@ for tool in rpm rpmbuild sqlite3 tar gzip zstd setfattr ostree python3; do
     command -v "$tool" >/dev/null || { echo "$0: $tool not found" >&2; exit 2; }
 done
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-fixtures="$here/../tests/fixtures"
+fixtures="$here/../fixtures"
 mkdir -p "$1"
 out="$(cd "$1" && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/make-seeds.XXXXXX")"

@@ -13,6 +13,13 @@
 //! - (d) `--allow-overrides` without the label: the build passes, lint
 //!   fails with `override-unlabeled`.
 //!
+//! Every Containerfile in `containerfiles/` (the examples users copy) is
+//! built here too, with its `BASE` build arg pointed at the fixture base,
+//! and the outcome its opening comment promises is asserted; the tool's own
+//! image (`tool.Containerfile`) lints a mounted image and must agree with
+//! the host binary byte for byte. [`every_containerfile_is_built_by_a_test`]
+//! fails when a file there is built by no test.
+//!
 //! The base image ([`env`], built once per process) is a small tree with a
 //! static busybox, the real rpm and ostree binaries with their libraries, a
 //! real sqlite rpmdb, and the tool installed from its own RPM
@@ -32,6 +39,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -39,10 +47,14 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use common::buildah::{Buildah, Driver};
+use common::buildah::{Build, Buildah, Driver};
 
 /// The base image's name in the private storage.
 const BASE: &str = "localhost/ostree-finalize-e2e/base:latest";
+
+/// The same base in the Fedora CoreOS layout (`opt -> var/opt`), built on
+/// first use ([`Env::fcos_base`]).
+const FCOS_BASE: &str = "localhost/ostree-finalize-e2e/base-fcos:latest";
 
 /// What finalize generates for /var content (see `src/zones.rs`).
 const TMPFILES: &str = "/usr/lib/tmpfiles.d/ostree-finalize-var.conf";
@@ -68,8 +80,10 @@ struct Env {
     tool: PathBuf,
     /// Where images are pushed.
     images: PathBuf,
+    /// [`FCOS_BASE`], committed and pushed (as `base-fcos`) on first use.
+    fcos: OnceLock<Result<(), String>>,
     /// The scratch dir, removed by a later test process (see `common::scratch_dir`).
-    _scratch: tempfile::TempDir,
+    scratch: tempfile::TempDir,
 }
 
 /// The shared fixture, or `None` (after saying why) where buildah cannot
@@ -137,10 +151,29 @@ fn setup() -> Env {
     // 0555): the base keeps 0755 here, and finalize must not mind.
     let tool = work.join("ostree-finalize");
     fs::copy(tree.join("usr/bin/ostree-finalize"), &tool).expect("copying the shipped binary");
-    check(Command::new(&tool).args(["snapshot", "--root"]).arg(&tree));
-
-    // Commit it as the base image, owners, modes and xattrs kept by cp -a.
     let buildah = Buildah::new(work, Driver::Vfs);
+    commit_base(&buildah, &tool, &tree, BASE);
+
+    let images = work.join("images");
+    fs::create_dir(&images).unwrap();
+    for reference in Transport::ALL.map(|t| t.reference(&images, "base")) {
+        buildah.push(BASE, &reference);
+    }
+    eprintln!("e2e: base image ready in {:?}", started.elapsed());
+    Env {
+        buildah,
+        tool_rpms,
+        tool,
+        images,
+        fcos: OnceLock::new(),
+        scratch,
+    }
+}
+
+/// Snapshot the base tree at `tree` with `tool`, commit it as image `tag`
+/// (owners, modes and xattrs kept by cp -a), then remove the tree.
+fn commit_base(buildah: &Buildah, tool: &Path, tree: &Path, tag: &str) {
+    check(Command::new(tool).args(["snapshot", "--root"]).arg(tree));
     let ctr = buildah.ok(&["from", "--signature-policy", &buildah.policy(), "scratch"]);
     let mnt = buildah.ok(&["mount", &ctr]);
     check(
@@ -156,24 +189,10 @@ fn setup() -> Env {
         "--signature-policy",
         &buildah.policy(),
         &ctr,
-        BASE,
+        tag,
     ]);
     buildah.ok(&["rm", &ctr]);
-    check(Command::new("rm").arg("-rf").arg(&tree));
-
-    let images = work.join("images");
-    fs::create_dir(&images).unwrap();
-    for reference in Transport::ALL.map(|t| t.reference(&images, "base")) {
-        buildah.push(BASE, &reference);
-    }
-    eprintln!("e2e: base image ready in {:?}", started.elapsed());
-    Env {
-        buildah,
-        tool_rpms,
-        tool,
-        images,
-        _scratch: scratch,
-    }
+    check(Command::new("rm").arg("-rf").arg(tree));
 }
 
 /// The image transports lint reads (skopeo's syntax).
@@ -273,6 +292,113 @@ impl Env {
         self.buildah.ok(&["rmi", "--prune"]);
         linted
     }
+}
+
+impl Env {
+    /// [`FCOS_BASE`]: the base tree in the Fedora CoreOS layout, committed
+    /// and pushed as `oci:IMAGES/base-fcos-oci:latest` once per process.
+    fn fcos_base(&self) -> &'static str {
+        let built = self.fcos.get_or_init(|| {
+            std::panic::catch_unwind(|| {
+                let started = Instant::now();
+                let tree = self.scratch.path().join("base-fcos-tree");
+                common::e2e::assemble_base(&tree, common::Layout::Fcos, &self.tool_rpms);
+                commit_base(&self.buildah, &self.tool, &tree, FCOS_BASE);
+                self.buildah.push(
+                    FCOS_BASE,
+                    &Transport::Oci.reference(&self.images, "base-fcos"),
+                );
+                eprintln!(
+                    "e2e: FCOS-layout base image ready in {:?}",
+                    started.elapsed()
+                );
+            })
+            .map_err(|p| {
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "(no message)".to_string())
+            })
+        });
+        if let Err(msg) = built {
+            panic!("building the FCOS-layout base image failed: {msg}");
+        }
+        FCOS_BASE
+    }
+
+    /// A build context holding `rpms/` with the fixture RPMs `rpms`
+    /// (`NAME-VERSION-RELEASE`), as the Containerfiles in
+    /// `containerfiles/` expect it.
+    fn rpm_context(&self, rpms: &[&str]) -> tempfile::TempDir {
+        let context = self.buildah.context();
+        let dir = context.path().join("rpms");
+        fs::create_dir(&dir).unwrap();
+        for name in rpms {
+            let rpm = common::rpm_path(name);
+            fs::copy(&rpm, dir.join(rpm.file_name().unwrap())).unwrap();
+        }
+        context
+    }
+
+    /// Build `containerfiles/NAME` as a user would (`buildah bud -f`), on
+    /// the fixture image `base`. `RPM_FLAGS=--nodeps`: the fixture base's
+    /// rpmdb provides no /bin/sh for the packages' scripts.
+    fn build_example(&self, name: &str, tag: &str, context: &Path, base: &str) -> Build {
+        self.buildah.bud_file(
+            tag,
+            &example(name),
+            context,
+            &[("BASE", base), ("RPM_FLAGS", "--nodeps")],
+        )
+    }
+
+    /// Push `tag` as `oci:IMAGES/NAME-oci:latest` and lint it, `--format
+    /// json`, with `flags`; then remove the push and the image.
+    fn push_oci_and_lint(&self, tag: &str, name: &str, flags: &[&str]) -> common::Outcome {
+        let image = Transport::Oci.reference(&self.images, name);
+        self.buildah.push(tag, &image);
+        let mut args = vec!["lint", "--image", &image, "--format", "json"];
+        args.extend_from_slice(flags);
+        let outcome = self.tool(&args);
+        fs::remove_dir_all(Transport::Oci.path(&self.images, name)).unwrap();
+        self.buildah.ok(&["rmi", tag]);
+        self.buildah.ok(&["rmi", "--prune"]);
+        outcome
+    }
+
+    /// `--base-image` for the base pushed as `name` (oci).
+    fn base_image(&self, name: &str) -> String {
+        Transport::Oci.reference(&self.images, name)
+    }
+}
+
+/// `containerfiles/NAME`, one of the files users copy. Every name passed
+/// here as a string literal (directly or through [`Env::build_example`])
+/// is counted as built by [`every_containerfile_is_built_by_a_test`],
+/// which reads this file's source for those calls.
+fn example(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("containerfiles")
+        .join(name);
+    assert!(path.is_file(), "no {}", path.display());
+    path
+}
+
+/// Build and lint findings at `level`, as (check, path) pairs.
+fn at_level(json: &Value, level: &str) -> Vec<(String, String)> {
+    summary(json)
+        .into_iter()
+        .filter(|(_, l, _)| l == level)
+        .map(|(check, _, path)| (check, path))
+        .collect()
+}
+
+/// The check ids of the human report's `LEVEL check-id:` headings in a
+/// build log (`level` is `"WARN "` or `"DENY "`), in order.
+fn log_levels<'a>(log: &'a str, level: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix(level)?.strip_suffix(':'))
+        .collect()
 }
 
 /// `FROM` the shared base, then `steps`.
@@ -550,4 +676,339 @@ fn allowed_but_unlabelled_override_builds_and_lint_fails_override_unlabeled() {
         let want = if flags.is_empty() { "deny" } else { "warn" };
         assert_eq!(f["level"], want, "{case}: {f:#}");
     }
+}
+
+/// The examples users copy: each file in `containerfiles/` must be built
+/// by a test of this file, which passes its name to [`example`].
+#[test]
+fn every_containerfile_is_built_by_a_test() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("containerfiles");
+    let on_disk: std::collections::BTreeSet<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    // The literal names passed to `example` (or `Env::build_example`) here.
+    let source = include_str!("buildah_e2e.rs");
+    let built: std::collections::BTreeSet<String> = source
+        .split("example(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(name, _)| name.to_string()))
+        .collect();
+    let unbuilt: Vec<_> = on_disk.difference(&built).collect();
+    assert!(
+        unbuilt.is_empty(),
+        "containerfiles/ holds files no test builds: {unbuilt:?}; \
+         build each in tests/buildah_e2e.rs with env.build_example(\"NAME\", …)"
+    );
+    let missing: Vec<_> = built.difference(&on_disk).collect();
+    assert!(
+        missing.is_empty(),
+        "built but not in containerfiles/: {missing:?}"
+    );
+    for name in &on_disk {
+        assert!(
+            name.ends_with(".Containerfile"),
+            "{name}: containerfiles/ holds only NAME.Containerfile files"
+        );
+        let text = fs::read_to_string(dir.join(name)).unwrap();
+        assert!(
+            text.starts_with(&format!("# {name}: ")),
+            "{name} opens with a comment saying what it shows"
+        );
+        assert!(
+            text.contains("buildah bud -f ") && text.contains("Outcome: "),
+            "{name}'s comment says how to build it and what to expect"
+        );
+    }
+}
+
+#[test]
+fn minimal_containerfile_adds_a_package_and_config_and_passes() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/example-minimal:latest";
+    let context = env.rpm_context(&["extra-tool-1.0-1"]);
+    fs::write(context.path().join("example.conf"), "answer=42\n").unwrap();
+    let build = env.build_example("minimal.Containerfile", tag, context.path(), BASE);
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    let log = &build.log;
+    assert!(log.contains("ostree-finalize finalize: PASS"), "{log}");
+    assert!(log_levels(log, "DENY ").is_empty(), "{log}");
+    // The one warning the comment announces: extra-tool ships a file in /var.
+    assert_eq!(log_levels(log, "WARN "), ["var-package-file"], "{log}");
+    assert!(
+        log.contains("/var/lib/extra-tool/state is owned by extra-tool-1.0-1.noarch"),
+        "{log}"
+    );
+
+    let (ctr, mnt) = env.buildah.mount(tag);
+    let at = |abs: &str| mnt.join(abs.trim_start_matches('/'));
+    assert_eq!(
+        fs::read_to_string(at("/etc/example.conf")).unwrap(),
+        "answer=42\n"
+    );
+    assert!(at("/usr/bin/extra-tool").is_file());
+    assert!(at(RECORD).is_file(), "finalize recorded its verdict");
+    assert!(
+        fs::read_to_string(at(TMPFILES))
+            .unwrap()
+            .contains("d /var/lib/extra-tool 0750 root root -\n"),
+        "the package's /var content is converted"
+    );
+    assert_eq!(
+        fs::read_dir(at("/tmp")).unwrap().count(),
+        0,
+        "/tmp/rpms is cleaned"
+    );
+    env.buildah.ok(&["rm", &ctr]);
+
+    let outcome = env.push_oci_and_lint(
+        tag,
+        "example-minimal",
+        &["--base-image", &env.base_image("base")],
+    );
+    outcome.expect_code(0);
+    let json = outcome.json();
+    assert_eq!(json["verdict"], "pass", "{json:#}");
+    assert!(at_level(&json, "deny").is_empty(), "{json:#}");
+    assert!(at_level(&json, "warn").is_empty(), "{json:#}");
+    assert_eq!(
+        json["packages"]["added"],
+        serde_json::json!(["extra-tool-1.0-1.noarch"])
+    );
+}
+
+#[test]
+fn opt_package_containerfile_relocates_opt_into_usr_on_an_fcos_base() {
+    let Some(env) = env() else { return };
+    let base = env.fcos_base();
+    let tag = "localhost/ostree-finalize-e2e/example-opt-package:latest";
+    let context = env.rpm_context(&["optapp-1.0-1"]);
+    let build = env.build_example("opt-package.Containerfile", tag, context.path(), base);
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    let log = &build.log;
+    assert!(log.contains("ostree-finalize finalize: PASS"), "{log}");
+    assert!(!log.contains("WARN ") && !log.contains("DENY "), "{log}");
+
+    let (ctr, mnt) = env.buildah.mount(tag);
+    let at = |abs: &str| mnt.join(abs.trim_start_matches('/'));
+    assert_eq!(
+        fs::read_link(at("/opt")).ok(),
+        Some(PathBuf::from("var/opt")),
+        "/opt is still the base's link"
+    );
+    assert!(at("/usr/lib/opt/optapp").is_dir(), "optapp moved into /usr");
+    assert!(at("/usr/lib/opt/optapp/bin/run").is_file());
+    assert!(
+        !at("/var/opt/optapp").exists() || at("/var/opt/optapp").is_symlink(),
+        "no program files left in /var"
+    );
+    let tmpfiles = fs::read_to_string(at(TMPFILES)).unwrap();
+    assert!(
+        tmpfiles.contains("L /var/opt/optapp - - - - /usr/lib/opt/optapp\n"),
+        "{tmpfiles}"
+    );
+    env.buildah.ok(&["rm", &ctr]);
+
+    let outcome = env.push_oci_and_lint(
+        tag,
+        "example-opt-package",
+        &["--base-image", &env.base_image("base-fcos")],
+    );
+    outcome.expect_code(0);
+    let json = outcome.json();
+    assert!(at_level(&json, "deny").is_empty(), "{json:#}");
+    assert!(at_level(&json, "warn").is_empty(), "{json:#}");
+}
+
+#[test]
+fn override_containerfile_passes_with_a_warning_and_fails_without_allow_overrides() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/example-override:latest";
+    let context = env.buildah.context();
+    let patched = context.path().join("base-tool");
+    fs::write(&patched, "#!/bin/sh\necho patched base-tool\n").unwrap();
+    fs::set_permissions(&patched, fs::Permissions::from_mode(0o755)).unwrap();
+    let base_only = [("BASE", BASE)];
+    let named = format!("content of base path {BASE_TOOL} (owned by {BASE_UTILS}) changed");
+
+    // As written: a pass, the override listed as a warning.
+    let file = example("override.Containerfile");
+    let build = env.buildah.bud_file(tag, &file, context.path(), &base_only);
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    let log = &build.log;
+    assert_eq!(log_levels(log, "WARN "), ["base-modified"], "{log}");
+    assert!(log_levels(log, "DENY ").is_empty(), "{log}");
+    for needle in [named.as_str(), "ostree-finalize finalize: PASS"] {
+        assert!(log.contains(needle), "{needle:?} in the build log:\n{log}");
+    }
+    let outcome = env.push_oci_and_lint(
+        tag,
+        "example-override",
+        &["--base-image", &env.base_image("base")],
+    );
+    outcome.expect_code(0);
+    let json = outcome.json();
+    assert_eq!(json["verdict"], "pass", "{json:#}");
+    assert!(at_level(&json, "deny").is_empty(), "{json:#}");
+    assert_eq!(
+        at_level(&json, "warn"),
+        [("base-modified".to_string(), BASE_TOOL.to_string())],
+        "{json:#}"
+    );
+    let f = common::finding(&json, "base-modified", BASE_TOOL);
+    assert_eq!(f["package"], BASE_UTILS, "{f:#}");
+    assert_eq!(f["allowed_by"], "LABEL ostree.override=true", "{f:#}");
+
+    // What the comment promises without the opt-in: the build fails at
+    // finalize, naming the path and its package.
+    let text = fs::read_to_string(&file).unwrap();
+    let last = "RUN ostree container finalize --allow-overrides\n";
+    assert!(text.ends_with(last), "{text}");
+    let denied = context.path().join("denied.Containerfile");
+    fs::write(
+        &denied,
+        text.replace(last, "RUN ostree container finalize\n"),
+    )
+    .unwrap();
+    let tag = "localhost/ostree-finalize-e2e/example-override-denied:latest";
+    let build = env
+        .buildah
+        .bud_file(tag, &denied, context.path(), &base_only);
+    assert!(!build.ok, "the build passed:\n{}", build.log);
+    let log = &build.log;
+    assert_eq!(log_levels(log, "DENY "), ["base-modified"], "{log}");
+    for needle in [
+        named.as_str(),
+        "ostree-finalize finalize: FAIL",
+        r#"building at STEP "RUN ostree container finalize""#,
+    ] {
+        assert!(log.contains(needle), "{needle:?} in the build log:\n{log}");
+    }
+    env.buildah.ok(&["rmi", "--prune"]);
+}
+
+#[test]
+fn snapshot_containerfile_records_the_base_and_lint_reads_it_from_the_image() {
+    let Some(env) = env() else { return };
+    let tag = "localhost/ostree-finalize-e2e/example-snapshot:latest";
+    let context = env.rpm_context(&["extra-tool-1.0-1"]);
+    let build = env.build_example("snapshot.Containerfile", tag, context.path(), BASE);
+    assert!(build.ok, "the build failed:\n{}", build.log);
+
+    let (ctr, mnt) = env.buildah.mount(tag);
+    let manifest = fs::read_to_string(mnt.join("usr/lib/ostree-finalize/base.json"))
+        .expect("the snapshot in the image");
+    assert!(
+        manifest.contains("extra-tool-1.0-1") && manifest.contains("/usr/bin/extra-tool"),
+        "the package added in the same build is part of the base"
+    );
+    assert!(!manifest.contains("/tmp/rpms"), "the copied RPMs are not");
+    env.buildah.ok(&["rm", &ctr]);
+
+    // No base flag: lint takes the reference the image carries.
+    let outcome = env.push_oci_and_lint(tag, "example-snapshot", &[]);
+    outcome.expect_code(0);
+    let json = outcome.json();
+    assert_eq!(json["verdict"], "pass", "{json:#}");
+    assert!(at_level(&json, "deny").is_empty(), "{json:#}");
+    for (check, path) in at_level(&json, "warn") {
+        assert_eq!(check, "not-finalized", "{path}: {json:#}");
+    }
+    assert!(
+        json["packages"]["added"].as_array().unwrap().is_empty(),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn tool_containerfile_image_lints_a_mounted_image_like_the_host_binary() {
+    let Some(env) = env() else { return };
+    let tool_tag = "localhost/ostree-finalize-e2e/tool:latest";
+    let context = env.buildah.context();
+    check(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/tool-image-context"))
+            .arg(context.path())
+            .env("OSTREE_FINALIZE_BINARY", &env.tool)
+            .env_remove("LD_LIBRARY_PATH"),
+    );
+    let build = env.buildah.bud_file(
+        tool_tag,
+        &example("tool.Containerfile"),
+        context.path(),
+        &[],
+    );
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    let inspect: Value =
+        serde_json::from_str(&env.buildah.ok(&["inspect", "--type", "image", tool_tag]))
+            .expect("buildah inspect JSON");
+    let entrypoint: Vec<String> =
+        serde_json::from_value(inspect["OCIv1"]["config"]["Entrypoint"].clone()).unwrap();
+    assert_eq!(entrypoint, ["/usr/bin/ostree-finalize"]);
+    assert_eq!(inspect["OCIv1"]["config"]["WorkingDir"], "/work");
+
+    // Something worth comparing: an override without the label, which lint
+    // denies (exit 1) with warnings and package names.
+    let tag = "localhost/ostree-finalize-e2e/tool-target:latest";
+    let target = env.buildah.bud(
+        tag,
+        &containerfile(&[OVERWRITE, "RUN ostree container finalize --allow-overrides"]),
+        &[],
+    );
+    assert!(target.ok, "the build failed:\n{}", target.log);
+    env.buildah
+        .push(tag, &Transport::Oci.reference(&env.images, "tool-target"));
+    env.buildah.ok(&["rmi", tag]);
+    env.buildah.ok(&["rmi", "--prune"]);
+
+    // The same relative references from the host's images dir and from
+    // /work in the container, where that dir is mounted as the README says.
+    let args = [
+        "lint",
+        "--image",
+        "oci:tool-target-oci:latest",
+        "--base-image",
+        "oci:base-oci:latest",
+        "--format",
+        "json",
+    ];
+    let host = Command::new(&env.tool)
+        .args(args)
+        .current_dir(&env.images)
+        .output()
+        .unwrap();
+    let ctr = env.buildah.ok(&[
+        "from",
+        "--pull=never",
+        "--signature-policy",
+        &env.buildah.policy(),
+        tool_tag,
+    ]);
+    let volume = format!("{}:/work:ro", env.images.display());
+    let mut run = vec!["run", "--volume", &volume, &ctr, "--"];
+    run.extend(entrypoint.iter().map(String::as_str));
+    run.extend_from_slice(&args);
+    let inside = env.buildah.output(&run);
+    env.buildah.ok(&["rm", &ctr]);
+    fs::remove_dir_all(Transport::Oci.path(&env.images, "tool-target")).unwrap();
+    env.buildah.ok(&["rmi", tool_tag]);
+
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert_eq!(
+        inside.status.code(),
+        Some(1),
+        "lint in the tool's image:\n{}{}",
+        text(&inside.stdout),
+        text(&inside.stderr)
+    );
+    assert_eq!(host.status.code(), Some(1), "{}", text(&host.stderr));
+    let json: Value = serde_json::from_slice(&host.stdout).expect("host JSON");
+    assert!(
+        !common::findings(&json, "override-unlabeled").is_empty(),
+        "{json:#}"
+    );
+    assert_eq!(
+        text(&inside.stdout),
+        text(&host.stdout),
+        "the same JSON, byte for byte"
+    );
 }

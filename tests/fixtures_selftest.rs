@@ -1,4 +1,4 @@
-//! Tests of the test fixtures themselves (tests/common, tests/fixtures), so a
+//! Tests of the test fixtures themselves (tests/common, fixtures/), so a
 //! broken fixture fails here and not as a confusing product failure. Does
 //! not run the ostree-finalize binary.
 

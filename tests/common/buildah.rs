@@ -184,6 +184,14 @@ impl Buildah {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `buildah ARGS…`, whatever its exit code: the caller judges it.
+    pub fn output(&self, args: &[&str]) -> std::process::Output {
+        let _one_at_a_time = Self::lock();
+        let mut cmd = self.command(args);
+        cmd.output()
+            .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+    }
+
     /// `buildah push -q IMAGE DEST`.
     #[track_caller]
     pub fn push(&self, image: &str, dest: &str) {
@@ -236,13 +244,37 @@ impl Buildah {
     /// `buildah bud` of `containerfile` in a context dir holding `files`,
     /// tagged `tag`.
     pub fn bud(&self, tag: &str, containerfile: &str, files: &[&Path]) -> Build {
-        let context = tempfile::tempdir_in(&self.tmp).unwrap();
-        fs::write(context.path().join("Containerfile"), containerfile).unwrap();
+        let context = self.context();
+        let file = context.path().join("Containerfile");
+        fs::write(&file, containerfile).unwrap();
         for file in files {
             fs::copy(file, context.path().join(file.file_name().unwrap())).unwrap();
         }
+        self.bud_file(tag, &file, context.path(), &[])
+    }
+
+    /// A fresh, empty build context dir, removed when dropped.
+    pub fn context(&self) -> tempfile::TempDir {
+        tempfile::tempdir_in(&self.tmp).unwrap()
+    }
+
+    /// `buildah bud -f CONTAINERFILE --build-arg NAME=VALUE… CONTEXT`,
+    /// tagged `tag`: a Containerfile as a user builds it, from wherever it
+    /// lives, with the context dir the caller filled.
+    pub fn bud_file(
+        &self,
+        tag: &str,
+        containerfile: &Path,
+        context: &Path,
+        build_args: &[(&str, &str)],
+    ) -> Build {
         let policy = self.policy();
-        let context_arg = context.path().display().to_string();
+        let file_arg = containerfile.display().to_string();
+        let context_arg = context.display().to_string();
+        let build_args: Vec<String> = build_args
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
         let mut args = vec![
             "bud",
             "--signature-policy",
@@ -254,9 +286,14 @@ impl Buildah {
             // finalize's whiteouts); no container left by a failed build.
             "--layers",
             "--force-rm",
+            "-f",
+            &file_arg,
             "-t",
             tag,
         ];
+        for arg in &build_args {
+            args.extend_from_slice(&["--build-arg", arg]);
+        }
         args.push(&context_arg);
         let started = Instant::now();
         let out = {

@@ -3,7 +3,7 @@
 //!
 //! - [`tool_rpms`]: the tool's own RPMs, by `packaging/build-rpm` (a
 //!   statically linked release binary, so it runs in any base);
-//! - [`assemble_base`]: `tests/e2e/assemble-base.sh`, a base tree whose
+//! - [`assemble_base`]: `fixtures/assemble-base.sh`, a base tree whose
 //!   RUN steps have a shell, the real rpm and ostree, and the tool
 //!   installed from those RPMs.
 
@@ -37,12 +37,12 @@ pub fn tool_rpms(outdir: &Path) -> [PathBuf; 2] {
     rpms
 }
 
-/// `tests/e2e/assemble-base.sh --layout LAYOUT TREE RPMDIR TOOL_RPMS…`:
+/// `fixtures/assemble-base.sh --layout LAYOUT TREE RPMDIR TOOL_RPMS…`:
 /// the base tree at `tree` (which must not exist or be empty), with the
 /// fixture packages from [`super::rpms`]. Panics on failure.
 pub fn assemble_base(tree: &Path, layout: Layout, tool_rpms: &[PathBuf]) {
     super::check(
-        Command::new(repo().join("tests/e2e/assemble-base.sh"))
+        Command::new(repo().join("fixtures/assemble-base.sh"))
             .args(["--layout", layout.name()])
             .arg(tree)
             .arg(super::rpms())

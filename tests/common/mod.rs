@@ -1,9 +1,9 @@
 //! Shared fixtures for the integration tests.
 //!
-//! - [`rpms`] builds the fixture RPMs (`tests/fixtures/specs/`) once per test
+//! - [`rpms`] builds the fixture RPMs (`fixtures/specs/`) once per test
 //!   process with the real `rpmbuild`; [`rpm_path`] names one of them.
 //! - [`base_tree`] hands each test its own copy of a pristine base OS tree
-//!   (`tests/fixtures/make-base-tree.sh`): base-utils-1.0-1 and
+//!   (`fixtures/make-base-tree.sh`): base-utils-1.0-1 and
 //!   base-lib-2:1.0-1 installed with the real `rpm` into a sqlite rpmdb at
 //!   `/usr/lib/sysimage/rpm`. The pristine tree is built once per process and
 //!   copied with `cp -a`.
@@ -41,7 +41,7 @@ use std::sync::OnceLock;
 pub const DBPATH: &str = "/usr/lib/sysimage/rpm";
 
 fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 /// A scratch directory under cargo's per-target tmp dir, named
@@ -98,7 +98,9 @@ fn check(cmd: &mut Command) -> Output {
 /// The directory holding the fixture RPMs, built once per test process:
 /// `base-utils-{0.9,1.0,1.1}-1.noarch.rpm`, `base-utils-1.0-2.noarch.rpm` (a
 /// rebuild of 1.0-1 with identical files), `base-lib-1.0-1.noarch.rpm`
-/// (epoch 2) and `extra-tool-1.0-1.noarch.rpm`.
+/// (epoch 2), `extra-tool-1.0-1.noarch.rpm`, `optapp-{1.0,2.0}-1.noarch.rpm`
+/// (files in /opt/optapp) and `app-seed-{1.0,2.0}-1.noarch.rpm` (owns
+/// /var/lib/app/seed); see `fixtures/build-rpms.sh`.
 pub fn rpms() -> &'static Path {
     static RPMS: OnceLock<tempfile::TempDir> = OnceLock::new();
     RPMS.get_or_init(|| {
@@ -136,7 +138,7 @@ impl BaseTree {
 }
 
 /// How a base tree lays out the places ostree keeps in /var (see
-/// `tests/fixtures/make-base-tree.sh --layout`).
+/// `fixtures/make-base-tree.sh --layout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// fedora-bootc: /opt, /usr/local and /root are real directories.
@@ -179,7 +181,7 @@ fn pristine_tree(layout: Layout) -> &'static Path {
 }
 
 /// A fresh copy of the bootc-layout base tree (see
-/// `tests/fixtures/make-base-tree.sh`).
+/// `fixtures/make-base-tree.sh`).
 pub fn base_tree() -> BaseTree {
     base_tree_of(Layout::Bootc)
 }
