@@ -12,10 +12,10 @@
 //!
 //! The bases ([`env`], built once per process):
 //!
-//! - a tree in the Fedora CoreOS layout (`tests/e2e/assemble-base.sh
+//! - a tree in the Fedora CoreOS layout (`fixtures/assemble-base.sh
 //!   --layout fcos`: compat links into /var, a real sqlite rpmdb, busybox,
 //!   rpm, ostree, and the tool installed from its own RPMs);
-//! - composed as rpm-ostree does (`tests/fixtures/compose-ostree-base.sh`:
+//! - composed as rpm-ostree does (`fixtures/compose-ostree-base.sh`:
 //!   /etc to /usr/etc, /var to tmpfiles.d, a kernel and initramfs,
 //!   `ostree commit --bootable` with `rpmostree.rpmdb.pkglist`);
 //! - encapsulated by the real ostree-ext (`tests/ostree-ext-cli`) as

@@ -217,7 +217,13 @@ fn set_meta(
 }
 
 /// Create or replace the symlink `path` → `target` by temp name and rename.
-pub(crate) fn make_symlink(root: &Dir, path: &str, target: &[u8], uid: u32, gid: u32) -> Result<()> {
+pub(crate) fn make_symlink(
+    root: &Dir,
+    path: &str,
+    target: &[u8],
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
     let (dir, name) = open_parent(root, path, true)?;
     let tmp = temp_name(&name);
     match rustix::fs::unlinkat(&dir, tmp.as_slice(), AtFlags::empty()) {

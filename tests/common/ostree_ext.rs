@@ -71,12 +71,12 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `tests/fixtures/compose-ostree-base.sh [--base-db] TREE REPO REF`: the
+/// `fixtures/compose-ostree-base.sh [--base-db] TREE REPO REF`: the
 /// tree composed as rpm-ostree does and committed with `--bootable` and
 /// `rpmostree.rpmdb.pkglist`. Returns the commit checksum.
 #[track_caller]
 pub fn compose(tree: &Path, repo_dir: &Path, ostree_ref: &str, base_db: bool) -> String {
-    let mut cmd = Command::new(repo().join("tests/fixtures/compose-ostree-base.sh"));
+    let mut cmd = Command::new(repo().join("fixtures/compose-ostree-base.sh"));
     if base_db {
         cmd.arg("--base-db");
     }
