@@ -610,6 +610,90 @@ mod tests {
         assert_eq!(classify(b".wh.."), Name::WhiteoutOfDot("/".into()));
     }
 
+    /// A tar of empty `(name, type, link target)` members, names written byte for byte.
+    fn tar_of(members: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in members {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            let old = h.as_old_mut();
+            old.name.fill(0);
+            old.name[..name.len()].copy_from_slice(name);
+            old.linkname.fill(0);
+            old.linkname[..link.len()].copy_from_slice(link);
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn malformed_members_are_left_out_and_reading_goes_on() {
+        use tar::EntryType::{Directory, Link, Regular};
+        let tar = tar_of(&[
+            (b"usr/", Directory, b""),
+            (b"usr/file", Regular, b""),
+            (b"../../tmp/x", Regular, b""),
+            (b"usr/.wh..", Regular, b""),
+            (b"usr/file/.wh..wh..opq", Regular, b""),
+            (b"usr/d/.wh..wh..opq", Directory, b""),
+            (b"usr/out", Link, b"../../etc/shadow"),
+            (b"usr/none", Link, b"usr/missing"),
+            (b"usr/dir", Link, b"usr"),
+            (b"usr/ok", Link, b"/usr/file"),
+            (b"usr/last", Regular, b""),
+        ]);
+        let spool = Spool::new().unwrap();
+        let mut merged = Merged::default();
+        merged.begin_layer();
+        let got = apply(&tar[..], &mut merged, &spool).unwrap();
+        let m = |member: &str, path: Option<&str>, problem| Malformed {
+            member: member.into(),
+            path: path.map(str::to_string),
+            problem,
+        };
+        assert_eq!(
+            got,
+            [
+                m("../../tmp/x", None, Problem::NameEscapes),
+                m("usr/.wh..", Some("/usr"), Problem::WhiteoutOfDot),
+                m(
+                    "usr/file/.wh..wh..opq",
+                    Some("/usr/file"),
+                    Problem::OpaqueParentNotDir
+                ),
+                m(
+                    "usr/d/.wh..wh..opq",
+                    Some("/usr/d"),
+                    Problem::OpaqueNotEmptyFile
+                ),
+                m(
+                    "usr/out",
+                    Some("/usr/out"),
+                    Problem::LinkEscapes("../../etc/shadow".into())
+                ),
+                m(
+                    "usr/none",
+                    Some("/usr/none"),
+                    Problem::LinkToNothing("usr/missing".into())
+                ),
+                m(
+                    "usr/dir",
+                    Some("/usr/dir"),
+                    Problem::LinkToNothing("usr".into())
+                ),
+            ]
+        );
+        let paths: Vec<&str> = merged.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["/", "/usr", "/usr/file", "/usr/last", "/usr/ok"]);
+        assert_eq!(merged.get("/usr/file").unwrap().entry.kind, Kind::File);
+    }
+
     #[test]
     fn what_is_kept() {
         assert_eq!(keep_for("/etc/passwd", 100, None), Keep::Text);
