@@ -5,7 +5,10 @@
 //! `finalize` walks from a directory, and judged by the same
 //! [`engine::evaluate`], so the same change gives the same findings. Lint
 //! then adds what only the image can tell ([`crate::checks::labels`]): the
-//! `ostree.override` label and the finalize record.
+//! `ostree.override` label and the finalize record, and the layer
+//! members the reader left out as malformed
+//! ([`crate::checks::layers::MALFORMED_LAYER`], from
+//! [`crate::oci::Contents::malformed`]).
 //!
 //! Flags are parsed by clap into [`LintArgs`], then resolved once into
 //! [`Settings`] (references parsed, the base source chosen) before any
@@ -26,13 +29,14 @@ use clap::{ArgGroup, Args};
 
 use crate::checks::Finding;
 use crate::checks::labels::{self, ImageFacts};
+use crate::checks::layers::MALFORMED_LAYER;
 use crate::cli::{OutputArgs, RuleArgs};
 use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
 use crate::manifest::{self, Manifest};
 use crate::oci::against::Against;
 use crate::oci::reference::Reference;
-use crate::oci::{Image, ReadOptions};
+use crate::oci::{Image, MalformedMember, ReadOptions};
 use crate::policy::{Policy, Setting};
 use crate::report::Report;
 use crate::rootfs;
@@ -184,6 +188,8 @@ struct Subjected {
     origin: String,
     labels: Option<BTreeMap<String, String>>,
     finalized: bool,
+    /// The image's malformed layer members (none for a rootfs).
+    malformed: Vec<MalformedMember>,
 }
 
 /// Lint as `settings` say and return the report.
@@ -206,6 +212,7 @@ pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
         finalized: s.finalized,
     };
     let mut findings = labels::apply(std::mem::take(&mut report.findings), &facts);
+    findings.extend(s.malformed.iter().map(malformed_finding));
     apply_settings(&mut findings, settings);
     // Verdict and counts follow from the findings, as Report::new has them.
     let judged = Report::new("lint", String::new(), findings, Default::default());
@@ -225,6 +232,7 @@ fn apply_settings(findings: &mut Vec<Finding>, settings: &Settings) {
         labels::OVERRIDE_UNLABELED.id,
         labels::OVERRIDE_LABEL_UNUSED.id,
         labels::NOT_FINALIZED.id,
+        MALFORMED_LAYER.id,
     ];
     let setting = |id: &str| settings.policy.settings.get(id);
     findings.retain(|f| {
@@ -238,6 +246,21 @@ fn apply_settings(findings: &mut Vec<Finding>, settings: &Settings) {
         }
     }
     crate::checks::sort(findings);
+}
+
+/// The `malformed-layer` finding for one member: at the path it is about,
+/// naming the layer and the raw member name.
+fn malformed_finding(m: &MalformedMember) -> Finding {
+    let msg = format!(
+        "layer {} (layer {} of the image), member `{}`: {}. Container runtimes refuse \
+         this layer or may read it differently; the member was left out. Rebuild the \
+         image with a standard tool",
+        m.layer,
+        m.index,
+        m.member.member,
+        m.member.problem.describe()
+    );
+    Finding::new(&MALFORMED_LAYER, m.member.path.clone(), msg)
 }
 
 fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
@@ -292,6 +315,7 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
         origin,
         labels: Some(image.labels),
         finalized: contents.finalized,
+        malformed: contents.malformed,
     })
 }
 
@@ -374,6 +398,7 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
         origin,
         labels: None,
         finalized,
+        malformed: Vec::new(),
     })
 }
 

@@ -274,11 +274,13 @@ fn xattr_only_change_is_base_modified_and_overlay_internals_are_ignored() {
 }
 
 #[test]
-fn member_names_with_dotdot_or_a_leading_slash_stay_inside_the_image() {
+fn absolute_member_names_are_read_from_the_image_root() {
+    // As runtimes do: the leading `/` is dropped, and a `..` that stays
+    // inside the image is resolved.
     let top = Layer::new()
         .finalized()
         .raw(
-            b"../../usr/bin/added",
+            b"/usr/bin/added",
             header(tar::EntryType::Regular, 0o755, 2),
             b"hi",
         )
@@ -288,16 +290,11 @@ fn member_names_with_dotdot_or_a_leading_slash_stay_inside_the_image() {
             b"v2",
         )
         .raw(
-            b"usr/../../../usr/lib/.wh.libx.so",
+            b"usr/share/../lib/.wh.libx.so",
             header(tar::EntryType::Regular, 0o644, 0),
             b"",
         )
-        // A whiteout of `..` deletes nothing.
-        .raw(
-            b"usr/share/doc/x/.wh..",
-            header(tar::EntryType::Regular, 0o644, 0),
-            b"",
-        );
+        .hardlink("usr/bin/tool-link", "/usr/bin/tool");
     let (_t, dir) = fixture(top, Z::Plain, &[]);
     assert_findings(
         &lint_fixture(&dir, &[]),
@@ -307,6 +304,242 @@ fn member_names_with_dotdot_or_a_leading_slash_stay_inside_the_image() {
             f("base-removed", Some("/usr/lib/libx.so"), "deny"),
             unlabeled(),
         ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Malformed layers: members runtimes refuse or may read differently are
+// findings (exit 1), each naming the layer digest and the raw member name;
+// reading goes on past them and nothing is written.
+
+/// A top layer given as its tar: the fixture, and the layer's digest as
+/// findings name it (`sha256:HEX` of the uncompressed blob).
+fn malformed_fixture(top: Layer) -> (tempfile::TempDir, PathBuf, String) {
+    let t = scratch();
+    let dir = t.path().join("oci");
+    let base = base_layer().tar();
+    let top = top.tar();
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    add_oci_image(&dir, "derived", &[&base, &top], Z::Plain, &[]);
+    let digest = format!("sha256:{}", sha(&top));
+    (t, dir, digest)
+}
+
+/// Every file under `dir` with its bytes: what lint must leave as it was.
+fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut paths = Vec::new();
+    list(dir, Path::new(""), &mut paths);
+    paths
+        .into_iter()
+        .map(|rel| {
+            let full = dir.join(&rel);
+            let bytes = if full.is_file() {
+                fs::read(&full).unwrap()
+            } else {
+                Vec::new()
+            };
+            (rel, bytes)
+        })
+        .collect()
+}
+
+/// Lint the malformed fixture: the findings are `want` (check, path,
+/// level), each `malformed-layer` message names `digest` and its member
+/// in `members` (in report order), and the layout is left as it was.
+#[track_caller]
+fn assert_malformed(
+    top: Layer,
+    want: &[(String, Option<String>, String)],
+    members: &[&str],
+) -> Outcome {
+    let (t, dir, digest) = malformed_fixture(top);
+    let before = tree_bytes(t.path());
+    let out = lint_fixture(&dir, &[]);
+    assert_findings(&out, 1, want);
+    let messages: Vec<String> = out.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "malformed-layer")
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), members.len(), "\n{out}");
+    for (msg, member) in messages.iter().zip(members) {
+        assert!(msg.contains(&digest), "{digest} not in {msg}");
+        assert!(
+            msg.contains(&format!("`{member}`")),
+            "{member} not in {msg}"
+        );
+        assert!(msg.contains("layer 2 of the image"), "{msg}");
+    }
+    assert_eq!(tree_bytes(t.path()), before, "lint wrote into the layout");
+    out
+}
+
+/// A member written byte for byte: an empty regular file, as whiteouts and
+/// opaque markers are.
+fn empty_member(layer: Layer, name: &str) -> Layer {
+    layer.raw(
+        name.as_bytes(),
+        header(tar::EntryType::Regular, 0o644, 0),
+        b"",
+    )
+}
+
+#[test]
+fn a_member_name_that_climbs_above_the_root_is_malformed_layer() {
+    let breakout = "tmp/ostree-finalize-lint-breakout-test";
+    let top = Layer::new()
+        .finalized()
+        .raw(
+            format!("../../../../{breakout}").as_bytes(),
+            header(tar::EntryType::Regular, 0o644, 2),
+            b"hi",
+        )
+        // Absolute, and still climbing: refused too.
+        .raw(
+            b"/../etc/conf",
+            header(tar::EntryType::Regular, 0o644, 2),
+            b"hi",
+        )
+        // A whiteout that climbs: refused, and it deletes nothing.
+        .raw(
+            b"usr/../../usr/lib/.wh.libx.so",
+            header(tar::EntryType::Regular, 0o644, 0),
+            b"",
+        )
+        // Reading goes on past them.
+        .file("usr/bin/tool", "tool v2\n", 0o755);
+    assert_malformed(
+        top,
+        &[
+            f("base-modified", Some("/usr/bin/tool"), "deny"),
+            f("malformed-layer", None, "deny"),
+            f("malformed-layer", None, "deny"),
+            f("malformed-layer", None, "deny"),
+            unlabeled(),
+        ],
+        // Sorted by message: the member names, as in the tar.
+        &[
+            &format!("../../../../{breakout}"),
+            "/../etc/conf",
+            "usr/../../usr/lib/.wh.libx.so",
+        ],
+    );
+    assert!(!Path::new("/").join(breakout).exists());
+}
+
+#[test]
+fn a_whiteout_of_dot_or_dotdot_is_malformed_layer_and_deletes_nothing() {
+    let mut top = Layer::new().finalized();
+    for name in ["usr/share/doc/x/.wh..", "usr/.wh...", "etc/.wh."] {
+        top = empty_member(top, name);
+    }
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/etc"), "deny"),
+            f("malformed-layer", Some("/usr"), "deny"),
+            f("malformed-layer", Some("/usr/share/doc/x"), "deny"),
+        ],
+        &["etc/.wh.", "usr/.wh...", "usr/share/doc/x/.wh.."],
+    );
+}
+
+#[test]
+fn an_opaque_marker_that_is_not_an_empty_file_is_malformed_layer() {
+    let top = Layer::new()
+        .finalized()
+        .file("usr/share/doc/x/.wh..wh..opq", "content", 0o644)
+        .dir("usr/lib/.wh..wh..opq", 0o755)
+        .symlink("etc/.wh..wh..opq", "/usr");
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/etc"), "deny"),
+            f("malformed-layer", Some("/usr/lib"), "deny"),
+            f("malformed-layer", Some("/usr/share/doc/x"), "deny"),
+        ],
+        &[
+            "etc/.wh..wh..opq",
+            "usr/lib/.wh..wh..opq",
+            "usr/share/doc/x/.wh..wh..opq",
+        ],
+    );
+}
+
+#[test]
+fn an_opaque_marker_under_a_non_directory_is_malformed_layer() {
+    // Under a base file, under the base's /lib symlink, and under a file
+    // this layer adds: overlay storage and a plain unpack read these
+    // differently, so none of them may hide or replace anything.
+    let top = Layer::new().finalized().file("usr/share/new", "x", 0o644);
+    let mut top = top;
+    for name in [
+        "usr/bin/tool/.wh..wh..opq",
+        "lib/.wh..wh..opq",
+        "usr/share/new/.wh..wh..opq",
+    ] {
+        top = empty_member(top, name);
+    }
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/lib"), "deny"),
+            f("malformed-layer", Some("/usr/bin/tool"), "deny"),
+            f("malformed-layer", Some("/usr/share/new"), "deny"),
+        ],
+        &[
+            "lib/.wh..wh..opq",
+            "usr/bin/tool/.wh..wh..opq",
+            "usr/share/new/.wh..wh..opq",
+        ],
+    );
+}
+
+#[test]
+fn a_hardlink_outside_the_image_or_to_nothing_is_malformed_layer() {
+    let top = Layer::new()
+        .finalized()
+        .hardlink("usr/bin/escape", "../../../../etc/shadow")
+        .hardlink("usr/bin/escape-abs", "/../etc/conf")
+        .hardlink("usr/bin/ghost", "usr/bin/nothing")
+        .hardlink("usr/bin/dir", "usr/share")
+        .hardlink("usr/bin/hidden", "usr/lib/.wh.libx.so")
+        // A good link after them still counts.
+        .hardlink("usr/lib/libx.so", "usr/bin/tool");
+    let out = assert_malformed(
+        top,
+        &[
+            f("base-modified", Some("/usr/lib/libx.so"), "deny"),
+            f("malformed-layer", Some("/usr/bin/dir"), "deny"),
+            f("malformed-layer", Some("/usr/bin/escape"), "deny"),
+            f("malformed-layer", Some("/usr/bin/escape-abs"), "deny"),
+            f("malformed-layer", Some("/usr/bin/ghost"), "deny"),
+            f("malformed-layer", Some("/usr/bin/hidden"), "deny"),
+            unlabeled(),
+        ],
+        &[
+            "usr/bin/dir",
+            "usr/bin/escape",
+            "usr/bin/escape-abs",
+            "usr/bin/ghost",
+            "usr/bin/hidden",
+        ],
+    );
+    let text = out.stdout;
+    assert!(text.contains("a hardlink to ../../../../etc/shadow, which climbs"));
+    assert!(text.contains("a hardlink to usr/bin/nothing, which is no file"));
+}
+
+#[test]
+fn a_malformed_layer_is_not_overridable() {
+    let top = empty_member(Layer::new().finalized(), "usr/.wh..");
+    let (_t, dir, _) = malformed_fixture(top);
+    assert_findings(
+        &lint_fixture(&dir, &["--allow-overrides"]),
+        1,
+        &[f("malformed-layer", Some("/usr"), "deny")],
     );
 }
 

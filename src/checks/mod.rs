@@ -7,6 +7,7 @@
 mod base;
 mod files;
 pub mod labels;
+pub mod layers;
 mod layout;
 mod rpm;
 mod system;
@@ -90,6 +91,7 @@ pub const CHECKS: &[Check] = &[
     layout::LINK_RESTORED,
     layout::VAR_PACKAGE_FILE,
     rpm::PACKAGES_UNKNOWN,
+    layers::MALFORMED_LAYER,
 ];
 
 /// Look a check up by id.

@@ -6,8 +6,10 @@
 //! (PAX overrides honoured), size and sha256 for regular files (hashed as
 //! the bytes stream by, never held), the symlink target, the device number,
 //! and xattrs from PAX `SCHILY.xattr.*` records (overlayfs internals left
-//! out, as the walk does). Member names are data: `..` and a leading `/`
-//! are resolved against the image root and can never climb above it.
+//! out, as the walk does). Member names are data, resolved against the
+//! image root; a member that container runtimes refuse, or may read
+//! differently from this reader, is left out of the tree and returned as
+//! [`Malformed`], and reading goes on (see [`classify`] and [`Problem`]).
 //!
 //! Only two kinds of content are kept: the text of the files the walk
 //! keeps text of ([`crate::zones::text_kept`]: small `/etc` files for
@@ -61,20 +63,37 @@ pub enum Name {
     Whiteout(String),
     /// `.wh..wh..opq`: hide the lower contents of this directory.
     Opaque(String),
-    /// Other `.wh..wh.` metadata (aufs), or a whiteout of `.` or `..`.
+    /// Other `.wh..wh.` metadata (aufs), skipped as runtimes skip it.
     Ignored,
+    /// A whiteout of no name, `.` or `..` (`.wh.`, `.wh..`, `.wh...`) in
+    /// this directory: malformed. Runtimes read it as the removal of the
+    /// directory itself or of its parent (a plain unpack), or refuse it
+    /// (overlay's whiteout device cannot be made over a directory).
+    WhiteoutOfDot(String),
+    /// A name whose `..` climbs above the root: malformed. Runtimes refuse
+    /// it as a breakout.
+    Escapes,
 }
 
-/// Interpret a raw member name. `.` and empty parts are dropped and `..`
-/// goes up one level but never above the root, so `../../etc/x` and
-/// `/etc/x` both mean `/etc/x`.
+/// Interpret a raw member name (or hardlink target).
+///
+/// Runtimes read a name relative to the root they unpack into: a leading
+/// `/` is dropped, so `/etc/x` means `/etc/x`. `.` and empty parts are
+/// dropped and `..` goes up one level; a `..` that would climb above the
+/// root makes the whole name [`Name::Escapes`], absolute or not (`../x`,
+/// `usr/../../x`, `/../x`, `..`). Moby and containers/storage refuse such
+/// member names and hardlink targets as breakouts (moby cleans an absolute
+/// member name before joining it, and lets `/../x` through as `/x`, but
+/// not as a hardlink target; this reader refuses both alike).
 pub fn classify(raw: &[u8]) -> Name {
     let mut parts: Vec<&[u8]> = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
             b"" | b"." => {}
             b".." => {
-                parts.pop();
+                if parts.pop().is_none() {
+                    return Name::Escapes;
+                }
             }
             p => parts.push(p),
         }
@@ -100,7 +119,10 @@ pub fn classify(raw: &[u8]) -> Name {
     let Some(hidden) = last.strip_prefix(WHITEOUT) else {
         return Name::Path(join(&parts));
     };
-    if hidden.starts_with(WHITEOUT) || matches!(hidden, b"" | b"." | b"..") {
+    if matches!(hidden, b"" | b"." | b"..") {
+        return Name::WhiteoutOfDot(join(parent));
+    }
+    if hidden.starts_with(WHITEOUT) {
         return Name::Ignored;
     }
     let mut target = parent.to_vec();
@@ -108,9 +130,78 @@ pub fn classify(raw: &[u8]) -> Name {
     Name::Whiteout(join(&target))
 }
 
-/// Apply one layer's tar stream to `merged`. Errors name the member. Tar
+/// A member that container runtimes refuse, or may read differently from
+/// this reader. It is left out of the merged tree; reading goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    /// The member's name as the tar has it, encoded by [`path::encode`].
+    pub member: String,
+    /// The image path the member is about, when it names one inside the
+    /// image: the hardlink, the opaque directory, the whiteout's directory.
+    pub path: Option<String>,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+/// What makes a member malformed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The name climbs above the root after cleaning ([`Name::Escapes`]).
+    NameEscapes,
+    /// A whiteout of no name, `.` or `..` ([`Name::WhiteoutOfDot`]).
+    WhiteoutOfDot,
+    /// An opaque marker that is not an empty regular file (a directory, a
+    /// symlink, a hardlink, a file with content): what it is and what the
+    /// runtime unpacks for it disagree.
+    OpaqueNotEmptyFile,
+    /// An opaque marker whose directory is a file, symlink or special file
+    /// in the merged tree when the marker is met (this layer's or a lower
+    /// one's): overlay storage marks that non-directory opaque or creates a
+    /// directory in the layer, a plain unpack walks and removes it; the
+    /// readings differ.
+    OpaqueParentNotDir,
+    /// A hardlink whose target (encoded) climbs above the root.
+    LinkEscapes(String),
+    /// A hardlink whose target (encoded) is nothing in the merged tree at
+    /// that point, a whiteout name, or a directory: runtimes fail to make
+    /// the link.
+    LinkToNothing(String),
+}
+
+impl Problem {
+    /// One sentence, for the finding's message.
+    pub fn describe(&self) -> String {
+        match self {
+            Problem::NameEscapes => {
+                "its name climbs above the image root (a path breakout)".to_string()
+            }
+            Problem::WhiteoutOfDot => {
+                "a whiteout of no name, `.` or `..`, which runtimes refuse or read as \
+                 deleting the directory itself or its parent"
+                    .to_string()
+            }
+            Problem::OpaqueNotEmptyFile => {
+                "an opaque-directory marker that is not an empty regular file".to_string()
+            }
+            Problem::OpaqueParentNotDir => {
+                "an opaque-directory marker whose directory is not a directory at that point"
+                    .to_string()
+            }
+            Problem::LinkEscapes(t) => {
+                format!("a hardlink to {t}, which climbs above the image root (a path breakout)")
+            }
+            Problem::LinkToNothing(t) => format!(
+                "a hardlink to {t}, which is no file of the image at that point (missing, a \
+                 whiteout name or a directory)"
+            ),
+        }
+    }
+}
+
+/// Apply one layer's tar stream to `merged`; returns its malformed
+/// members, in tar order, which are left out. Errors name the member. Tar
 /// metadata entries are bounded by [`super::guard`].
-pub fn apply(tar: impl Read, merged: &mut Merged, spool: &Spool) -> Result<()> {
+pub fn apply(tar: impl Read, merged: &mut Merged, spool: &Spool) -> Result<Vec<Malformed>> {
     apply_against(tar, merged, spool, None)
 }
 
@@ -121,14 +212,15 @@ pub fn apply_against(
     merged: &mut Merged,
     spool: &Spool,
     against: Option<&Against<'_>>,
-) -> Result<()> {
+) -> Result<Vec<Malformed>> {
     let mut archive = tar::Archive::new(MetaGuard::new(tar));
     let mut buf = vec![0u8; 256 << 10];
     let mut last_object = None;
+    let mut malformed = Vec::new();
     for entry in archive.entries().context("not a tar stream")? {
         let mut entry = entry.context("corrupt tar stream")?;
         let raw = entry.path_bytes().into_owned();
-        member(
+        let problem = member(
             &mut entry,
             &raw,
             merged,
@@ -138,8 +230,15 @@ pub fn apply_against(
             &mut last_object,
         )
         .with_context(|| format!("member {}", path::encode(&raw).0))?;
+        if let Some((path, problem)) = problem {
+            malformed.push(Malformed {
+                member: path::encode(&raw).0,
+                path,
+                problem,
+            });
+        }
     }
-    Ok(())
+    Ok(malformed)
 }
 
 /// The text of the content object read last (at most
@@ -153,6 +252,8 @@ type LastObject = Option<(String, String)>;
 /// it: the config files the walk keeps text of are small.
 const LAST_OBJECT_TEXT_MAX: u64 = 1 << 20;
 
+/// Apply one member; `Some` when it is malformed and was left out: the
+/// image path it is about, if any, and what is wrong.
 fn member<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     raw: &[u8],
@@ -161,26 +262,42 @@ fn member<R: Read>(
     buf: &mut [u8],
     against: Option<&Against<'_>>,
     last_object: &mut LastObject,
-) -> Result<()> {
+) -> Result<Option<(Option<String>, Problem)>> {
     let kind = entry.header().entry_type();
     if kind.is_pax_global_extensions()
         || kind.is_pax_local_extensions()
         || kind.is_gnu_longname()
         || kind.is_gnu_longlink()
     {
-        return Ok(());
+        return Ok(None);
     }
     match classify(raw) {
-        Name::Ignored => Ok(()),
-        Name::Whiteout(p) => merged.whiteout(&p),
-        Name::Opaque(d) => merged.opaque(&d),
+        Name::Ignored => Ok(None),
+        Name::Escapes => Ok(Some((None, Problem::NameEscapes))),
+        Name::WhiteoutOfDot(dir) => Ok(Some((Some(dir), Problem::WhiteoutOfDot))),
+        Name::Whiteout(p) => merged.whiteout(&p).map(|()| None),
+        Name::Opaque(d) => {
+            if !(kind.is_file() && entry.size() == 0) {
+                return Ok(Some((Some(d), Problem::OpaqueNotEmptyFile)));
+            }
+            if merged.get(&d).is_some_and(|n| n.entry.kind != Kind::Dir) {
+                return Ok(Some((Some(d), Problem::OpaqueParentNotDir)));
+            }
+            merged.opaque(&d).map(|()| None)
+        }
         Name::Path(p) if kind.is_hard_link() => {
             let Some(target) = entry.link_name_bytes() else {
                 bail!("hardlink without a target");
             };
-            let Name::Path(t) = classify(&target) else {
-                bail!("hardlink to a whiteout name");
+            let shown = path::encode(&target).0;
+            let t = match classify(&target) {
+                Name::Path(t) => t,
+                Name::Escapes => return Ok(Some((Some(p), Problem::LinkEscapes(shown)))),
+                _ => return Ok(Some((Some(p), Problem::LinkToNothing(shown)))),
             };
+            if merged.get(&t).is_none_or(|n| n.entry.kind == Kind::Dir) {
+                return Ok(Some((Some(p), Problem::LinkToNothing(shown))));
+            }
             merged.hardlink(&p, &t)?;
             if let Some((object, text)) = last_object.as_ref()
                 && *object == t
@@ -190,7 +307,7 @@ fn member<R: Read>(
             {
                 merged.set_text(&p, text.clone());
             }
-            Ok(())
+            Ok(None)
         }
         Name::Path(p) => {
             let header = against.and_then(|a| a.header_for(&p));
@@ -199,7 +316,7 @@ fn member<R: Read>(
                 *last_object = e.text.take().map(|t| (p.clone(), t));
             }
             let hashed = header.filter(|_| e.kind == Kind::File);
-            merged.put_hashed(&p, e, kept, hashed)
+            merged.put_hashed(&p, e, kept, hashed).map(|()| None)
         }
     }
 }
@@ -452,11 +569,25 @@ mod tests {
     fn names_are_resolved_against_the_image_root() {
         assert_eq!(classify(b"./usr/bin/ls"), p("/usr/bin/ls"));
         assert_eq!(classify(b"/usr/bin/ls"), p("/usr/bin/ls"));
-        assert_eq!(classify(b"../../../etc/evil"), p("/etc/evil"));
-        assert_eq!(classify(b"usr/../../usr//lib/./x"), p("/usr/lib/x"));
+        assert_eq!(classify(b"usr/../etc//./x"), p("/etc/x"));
         assert_eq!(classify(b"./"), p("/"));
-        assert_eq!(classify(b".."), p("/"));
+        assert_eq!(classify(b"usr/.."), p("/"));
         assert_eq!(classify(b"bad\xffname"), p("/bad\\xffname"));
+    }
+
+    #[test]
+    fn names_that_climb_above_the_root_escape() {
+        for raw in [
+            &b"../../../etc/evil"[..],
+            b"usr/../../usr//lib/./x",
+            b"..",
+            b"./..",
+            b"/../etc/x",
+            b"usr/../../.wh.x",
+            b"../.wh..wh..opq",
+        ] {
+            assert_eq!(classify(raw), Name::Escapes, "{raw:?}");
+        }
     }
 
     #[test]
@@ -472,14 +603,95 @@ mod tests {
         );
         assert_eq!(classify(b".wh..wh..opq"), Name::Opaque("/".into()));
         assert_eq!(classify(b"usr/.wh...."), Name::Whiteout("/usr/...".into()));
-        for ignored in [
-            &b"usr/.wh.."[..],
-            b"usr/.wh...",
-            b"usr/.wh.",
-            b".wh..wh.plnk",
-        ] {
-            assert_eq!(classify(ignored), Name::Ignored, "{ignored:?}");
+        assert_eq!(classify(b".wh..wh.plnk"), Name::Ignored);
+        for dot in [&b"usr/.wh.."[..], b"usr/.wh...", b"usr/.wh."] {
+            assert_eq!(classify(dot), Name::WhiteoutOfDot("/usr".into()), "{dot:?}");
         }
+        assert_eq!(classify(b".wh.."), Name::WhiteoutOfDot("/".into()));
+    }
+
+    /// A tar of empty `(name, type, link target)` members, names written byte for byte.
+    fn tar_of(members: &[(&[u8], tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, link) in members {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            let old = h.as_old_mut();
+            old.name.fill(0);
+            old.name[..name.len()].copy_from_slice(name);
+            old.linkname.fill(0);
+            old.linkname[..link.len()].copy_from_slice(link);
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn malformed_members_are_left_out_and_reading_goes_on() {
+        use tar::EntryType::{Directory, Link, Regular};
+        let tar = tar_of(&[
+            (b"usr/", Directory, b""),
+            (b"usr/file", Regular, b""),
+            (b"../../tmp/x", Regular, b""),
+            (b"usr/.wh..", Regular, b""),
+            (b"usr/file/.wh..wh..opq", Regular, b""),
+            (b"usr/d/.wh..wh..opq", Directory, b""),
+            (b"usr/out", Link, b"../../etc/shadow"),
+            (b"usr/none", Link, b"usr/missing"),
+            (b"usr/dir", Link, b"usr"),
+            (b"usr/ok", Link, b"/usr/file"),
+            (b"usr/last", Regular, b""),
+        ]);
+        let spool = Spool::new().unwrap();
+        let mut merged = Merged::default();
+        merged.begin_layer();
+        let got = apply(&tar[..], &mut merged, &spool).unwrap();
+        let m = |member: &str, path: Option<&str>, problem| Malformed {
+            member: member.into(),
+            path: path.map(str::to_string),
+            problem,
+        };
+        assert_eq!(
+            got,
+            [
+                m("../../tmp/x", None, Problem::NameEscapes),
+                m("usr/.wh..", Some("/usr"), Problem::WhiteoutOfDot),
+                m(
+                    "usr/file/.wh..wh..opq",
+                    Some("/usr/file"),
+                    Problem::OpaqueParentNotDir
+                ),
+                m(
+                    "usr/d/.wh..wh..opq",
+                    Some("/usr/d"),
+                    Problem::OpaqueNotEmptyFile
+                ),
+                m(
+                    "usr/out",
+                    Some("/usr/out"),
+                    Problem::LinkEscapes("../../etc/shadow".into())
+                ),
+                m(
+                    "usr/none",
+                    Some("/usr/none"),
+                    Problem::LinkToNothing("usr/missing".into())
+                ),
+                m(
+                    "usr/dir",
+                    Some("/usr/dir"),
+                    Problem::LinkToNothing("usr".into())
+                ),
+            ]
+        );
+        let paths: Vec<&str> = merged.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["/", "/usr", "/usr/file", "/usr/last", "/usr/ok"]);
+        assert_eq!(merged.get("/usr/file").unwrap().entry.kind, Kind::File);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!    bytes) and hashes it, on a second thread; [`guard`] bounds tar
 //!    metadata entries; [`layer`] turns the tar
 //!    members into entries exactly as [`crate::rootfs::walk`] records files,
-//!    hashing contents as they stream; [`merge`] applies them, whiteouts and
+//!    hashing contents as they stream, and sets aside the members runtimes
+//!    refuse or may read differently ([`layer::Malformed`], reported in
+//!    [`Contents::malformed`]); [`merge`] applies the rest, whiteouts and
 //!    opaque directories included, to an in-memory tree of metadata.
 //! 4. [`Image::read`] turns the merged tree into an
 //!    [`crate::engine::Target`] (the same walk rules: the tool's state
@@ -106,6 +108,22 @@ pub struct Contents {
     /// Whether the image carries an ostree repository
     /// ([`crate::ostree::SYSROOT_REPO`]), as ostree-based images do.
     pub ostree_repo: bool,
+    /// The members of the layers read that runtimes refuse or may read
+    /// differently ([`layer::Malformed`]), lowest layer first, in tar
+    /// order; they are not in [`Contents::target`].
+    pub malformed: Vec<MalformedMember>,
+}
+
+/// A malformed member and the layer it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedMember {
+    /// The layer: `sha256:HEX` of its blob as the manifest names it, else
+    /// (docker-archive) of its uncompressed tar, the config's `diff_id`.
+    pub layer: String,
+    /// The layer's place in the image, from 1 (lowest).
+    pub index: usize,
+    /// The member.
+    pub member: layer::Malformed,
 }
 
 impl Image {
@@ -195,19 +213,29 @@ impl Image {
     ) -> Result<(Contents, Option<Contents>)> {
         let spool = Spool::new()?;
         let mut merged = Merged::default();
+        let mut malformed = Vec::new();
         let mut at_checkpoint = None;
         if checkpoint == Some(0) {
-            at_checkpoint = Some(contents(&merged, against)?);
+            at_checkpoint = Some(contents(&merged, against, &malformed)?);
         }
         for (i, layer) in self.layers.iter().enumerate() {
             let name = self.source.describe(&layer.blob);
-            self.read_layer(layer, &mut merged, &spool, opts, against)
+            let found = self
+                .read_layer(layer, &mut merged, &spool, opts, against)
                 .with_context(|| format!("{name}: layer {} of {}", i + 1, self.reference))?;
+            let digest = layer.digest.as_deref().unwrap_or(&layer.diff_id);
+            malformed.extend(found.into_iter().map(|member| MalformedMember {
+                layer: format!("sha256:{digest}"),
+                index: i + 1,
+                member,
+            }));
             if checkpoint == Some(i + 1) {
-                at_checkpoint = Some(contents(&merged, against)?);
+                at_checkpoint = Some(contents(&merged, against, &malformed)?);
             }
         }
-        Ok((into_contents(merged, against)?, at_checkpoint))
+        let mut image = into_contents(merged, against)?;
+        image.malformed = malformed;
+        Ok((image, at_checkpoint))
     }
 
     fn read_layer(
@@ -217,14 +245,14 @@ impl Image {
         spool: &Spool,
         opts: &ReadOptions,
         against: Option<&against::Against<'_>>,
-    ) -> Result<()> {
+    ) -> Result<Vec<layer::Malformed>> {
         let (blob, size) = self.source.open(&layer.blob)?;
         if let Some(want) = layer.size.filter(|&want| want != size) {
             bail!("the blob has {size} bytes, but the manifest says {want}");
         }
         let mut stream = LayerStream::open(blob, opts.pipeline, opts.max_layer_bytes)?;
         merged.begin_layer();
-        layer::apply_against(&mut stream, merged, spool, against)?;
+        let malformed = layer::apply_against(&mut stream, merged, spool, against)?;
         let summary = stream.finish()?;
         if let Some(want) = &layer.digest {
             let got = hex::encode(summary.blob_digest);
@@ -243,7 +271,7 @@ impl Image {
                 layer.diff_id
             );
         }
-        Ok(())
+        Ok(malformed)
     }
 }
 
@@ -256,13 +284,20 @@ pub fn recorded(path: &str) -> bool {
         || crate::zones::RPMDB_DIRS.iter().any(|d| is_beneath(path, d)))
 }
 
-/// The merged tree as the walk would see it, its rpm database and the
-/// tool's own files (a copy: the tree goes on).
-fn contents(merged: &Merged, against: Option<&against::Against<'_>>) -> Result<Contents> {
+/// The merged tree as the walk would see it, its rpm database, the
+/// tool's own files and the malformed members so far (a copy: the tree
+/// goes on).
+fn contents(
+    merged: &Merged,
+    against: Option<&against::Against<'_>>,
+    malformed: &[MalformedMember],
+) -> Result<Contents> {
     let nodes = merged
         .iter()
         .map(|(path, node)| (path.clone(), node.clone()));
-    Extras::of(merged, against)?.finish(nodes, against)
+    let mut out = Extras::of(merged, against)?.finish(nodes, against)?;
+    out.malformed = malformed.to_vec();
+    Ok(out)
 }
 
 /// [`contents`], moving the metadata out of the tree instead of copying it.
@@ -354,6 +389,7 @@ impl Extras {
             finalized: self.finalized,
             base_db: self.base_db,
             ostree_repo: self.ostree_repo,
+            malformed: Vec::new(),
         })
     }
 }
