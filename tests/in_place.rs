@@ -173,6 +173,8 @@ fn chmod_and_overwrite_in_place_are_base_modified_once_per_object() {
         msg.contains("written in place") && msg.contains("mode 4755"),
         "{f}"
     );
+    // chmod keeps the object's zero mtime: the importer's trap is named.
+    assert!(msg.contains("kept the object's zero mtime"), "{f}");
     assert_eq!(f["package"], "base-utils-1.0-1.noarch", "{f}");
 
     // Two base paths with one content share one object: writing one in
@@ -191,6 +193,8 @@ fn chmod_and_overwrite_in_place_are_base_modified_once_per_object() {
     assert_eq!(denies.len(), 1, "{json:#}");
     assert_eq!(denies[0]["path"], "/usr/share/doc/same/a", "{json:#}");
     let msg = denies[0]["message"].as_str().expect("message");
+    // An append moves the mtime: no importer trap.
+    assert!(!msg.contains("zero mtime"), "{msg}");
     assert!(
         msg.contains("Changed with it, through the same object: /usr/share/doc/same/b"),
         "{msg}"

@@ -304,6 +304,12 @@ struct Case {
     /// Package files in /var that finalize must warn about (they become
     /// seed-once copies that do not follow the image).
     seed_once: &'static [&'static str],
+    /// Base paths the case overrides on purpose: the build runs finalize
+    /// with --allow-overrides and carries LABEL ostree.override=true, and
+    /// each path is a base-modified warning.
+    overridden: &'static [&'static str],
+    /// Run the last step in the same RUN as finalize (one layer for both).
+    same_step: bool,
 }
 
 /// The check that warns about package files in /var.
@@ -432,11 +438,23 @@ impl Env {
         for rpm in case.rpms {
             containerfile.push_str(&format!("COPY {rpm}.noarch.rpm /tmp/\n"));
         }
-        for step in case.steps {
+        let (steps, joined) = match case.steps.split_last() {
+            Some((last, rest)) if case.same_step => (rest, last.strip_prefix("RUN ")),
+            _ => (case.steps, None),
+        };
+        for step in steps {
             containerfile.push_str(step);
             containerfile.push('\n');
         }
-        containerfile.push_str(FINALIZE);
+        let mut finalize = FINALIZE.to_string();
+        if !case.overridden.is_empty() {
+            containerfile.push_str("LABEL ostree.override=true\n");
+            finalize = finalize.replace("--format json", "--format json --allow-overrides");
+        }
+        if let Some(step) = joined {
+            finalize = finalize.replacen("RUN ", &format!("RUN {step}; "), 1);
+        }
+        containerfile.push_str(&finalize);
         containerfile.push('\n');
         let rpms: Vec<PathBuf> = case.rpms.iter().map(|r| common::rpm_path(r)).collect();
         let files: Vec<&Path> = rpms.iter().map(PathBuf::as_path).collect();
@@ -713,7 +731,12 @@ fn check_passes(case: &Case, run: &Run, p: &mut Problems) -> bool {
     let unexpected: BTreeSet<_> = loud(&run.report)
         .into_iter()
         .filter(|(c, level, path, _)| {
-            !(c == SEED_ONCE && level == "warn" && case.seed_once.contains(&path.as_str()))
+            let expected = match c.as_str() {
+                SEED_ONCE => case.seed_once,
+                "base-modified" => case.overridden,
+                _ => &[],
+            };
+            !(level == "warn" && expected.contains(&path.as_str()))
         })
         .collect();
     p.eq(unexpected, BTreeSet::new(), || {
@@ -857,6 +880,8 @@ fn no_change_passes_imports_and_keeps_var_tmp() {
         steps: &[],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -921,6 +946,8 @@ fn rpm_install_with_var_content_passes_and_records_the_package() {
         steps: &[INSTALL_EXTRA_TOOL],
         rpms: &["extra-tool-1.0-1"],
         seed_once: &["/var/lib/extra-tool/state"],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -937,6 +964,8 @@ fn rpm_install_on_a_chunked_base_passes_and_imports() {
         steps: &[INSTALL_EXTRA_TOOL],
         rpms: &["extra-tool-1.0-1"],
         seed_once: &["/var/lib/extra-tool/state"],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -953,6 +982,8 @@ fn rpm_install_on_a_base_with_rpm_ostree_base_db_passes_and_keeps_the_base_db() 
         steps: &[INSTALL_EXTRA_TOOL],
         rpms: &["extra-tool-1.0-1"],
         seed_once: &["/var/lib/extra-tool/state"],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -997,6 +1028,8 @@ fn overwritten_base_binary_fails_base_modified() {
         steps: &["RUN echo x > /usr/bin/base-tool"],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1021,6 +1054,8 @@ fn chmod_setuid_of_a_base_binary_fails_base_modified() {
         steps: &["RUN busybox chmod 4755 /usr/bin/base-tool"],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1044,6 +1079,8 @@ fn cp_p_of_one_base_binary_over_another_fails_base_modified() {
         steps: &["RUN cp -p /usr/lib64/libbase.so.1 /usr/bin/base-tool"],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1067,6 +1104,8 @@ fn rpm_upgrade_to_a_rebuild_with_identical_files_fails_rpm_base_changed() {
         steps: &["RUN /usr/bin/rpm -U --nodeps /tmp/base-utils-1.0-2.noarch.rpm"],
         rpms: &["base-utils-1.0-2"],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1115,6 +1154,8 @@ fn user_appended_to_etc_passwd_passes_with_a_sysusers_entry() {
         ],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((env, runs, mut p)) = run_case(&case) else {
         return;
@@ -1136,6 +1177,8 @@ fn user_added_by_write_and_rename_passes_with_a_sysusers_entry() {
                   && mv /etc/group.new /etc/group"],
         rpms: &[],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((env, runs, mut p)) = run_case(&case) else {
         return;
@@ -1196,6 +1239,8 @@ fn opt_package_installed_through_the_base_link_is_relocated_and_imports() {
                   && /usr/bin/rpm -i --nodeps /tmp/optapp-1.0-1.noarch.rpm"],
         rpms: &["optapp-1.0-1"],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1213,6 +1258,8 @@ fn the_rm_opt_mkdir_opt_workaround_is_undone_and_imports() {
                   && /usr/bin/rpm -i --nodeps /tmp/optapp-1.0-1.noarch.rpm"],
         rpms: &["optapp-1.0-1"],
         seed_once: &[],
+        overridden: &[],
+        same_step: false,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1224,5 +1271,40 @@ fn the_rm_opt_mkdir_opt_workaround_is_undone_and_imports() {
         );
     }
     check_opt_relocated(&case, &runs, &mut p);
+    p.finish(&case);
+}
+
+#[test]
+fn an_allowed_chmod_in_place_is_repaired_so_the_image_imports() {
+    // Under vfs the chmod writes the repository's object too, and ostree's
+    // importer drops objects whose mtime is 0 (chmod keeps it), leaving the
+    // layer's hardlinks to it dangling. In a step of its own that layer
+    // cannot be mended by a later one (finalize says so); in the RUN step
+    // of finalize itself, finalize gives the path its own copy and drops
+    // the object, and the image imports.
+    let case = Case {
+        name: "chmod-allowed",
+        base: Base::Plain,
+        steps: &["RUN busybox chmod 4755 /usr/bin/base-tool"],
+        rpms: &[],
+        seed_once: &[],
+        overridden: &[BASE_TOOL],
+        same_step: true,
+    };
+    let Some((_, runs, mut p)) = run_case(&case) else {
+        return;
+    };
+    for run in &runs {
+        let label = run.label(&case);
+        if !check_passes(&case, run, &mut p) {
+            continue;
+        }
+        let mode = fs::metadata(deployment(run).path(BASE_TOOL))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+            .ok();
+        p.eq(mode, Some(0o4755), || {
+            format!("{label}: {BASE_TOOL}'s mode in the deployment")
+        });
+    }
     p.finish(&case);
 }

@@ -204,6 +204,18 @@ fn written_in_place(input: &Input, group: &InPlace, paths: &[(&Entry, &Entry)]) 
         current.uid,
         current.gid,
     );
+    let msg = if group.mtime_zero {
+        format!(
+            "{msg} The write kept the object's zero mtime (chmod, chown and cp -p do): \
+             ostree's importer drops such an object from the layer of the RUN step that wrote \
+             it, so if that step is not this one (podman build, buildah --layers) the image \
+             will not import whatever finalize does. Make the change in the same RUN step as \
+             finalize, build without --layers or with overlay storage, or replace the file \
+             (cp without -p to a new name, then mv) instead of changing it in place."
+        )
+    } else {
+        msg
+    };
     Some(owned(input, &MODIFIED, base, msg))
 }
 

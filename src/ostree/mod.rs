@@ -347,6 +347,12 @@ pub struct InPlace {
     /// guessed; `None` when no prefix does.
     #[serde(skip)]
     pub base_text: Option<String>,
+    /// The object in the image's repository still has ostree's zero mtime
+    /// (chmod, chown and `cp -p` keep it): ostree-ext's importer drops such
+    /// an object from the layer of the step that wrote it, leaving that
+    /// layer's hardlinks to it dangling.
+    #[serde(skip)]
+    pub mtime_zero: bool,
 }
 
 /// The base's text of a file appended to in place: the prefix of `now`,
@@ -406,6 +412,7 @@ pub fn written_in_place(
             (object, paths, base_text)
         })
         .map(|(object, paths, base_text)| InPlace {
+            mtime_zero: repo.in_tree.is_some() && repo.content_mtime_is_zero(&object),
             object: hex::encode(object),
             repo_path: repo
                 .in_tree

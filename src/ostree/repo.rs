@@ -409,6 +409,22 @@ impl Repo {
         Ok(digest == *sum)
     }
 
+    /// Whether a content object's file still has ostree's zero mtime (false
+    /// when it is gone or cannot be read).
+    pub fn content_mtime_is_zero(&self, sum: &Checksum) -> bool {
+        let (fan, name) = self.content_path(sum);
+        let Ok(dir) = self.objects.open_dir(&fan) else {
+            return false;
+        };
+        rustix::fs::statx(
+            &dir,
+            name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+            StatxFlags::MTIME,
+        )
+        .is_ok_and(|st| st.stx_mtime.tv_sec == 0 && st.stx_mtime.tv_nsec == 0)
+    }
+
     /// The path of a content object inside the repository directory
     /// (`objects/ab/cdef….file`), for the rewrite that removes an object
     /// the build corrupted.
