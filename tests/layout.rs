@@ -1344,15 +1344,6 @@ fn lint_reports_what_finalize_would_do_and_stranded_content_when_not_finalized()
 
 #[test]
 fn reports_with_relocations_match_the_schema_in_the_repo() {
-    let schema: Value = serde_json::from_str(
-        &fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/schema/report.schema.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
     let through = snapshotted_of(Layout::Fcos);
     derive_through_links(&through, "1.0");
     let replaced = snapshotted_of(Layout::Fcos);
@@ -1373,10 +1364,6 @@ fn reports_with_relocations_match_the_schema_in_the_repo() {
                 "{key}: {json:#}"
             );
         }
-        let errors: Vec<String> = validator
-            .iter_errors(&json)
-            .map(|e| format!("{e} at {}", e.instance_path()))
-            .collect();
-        assert!(errors.is_empty(), "{errors:#?}");
+        common::assert_matches_schema(&json);
     }
 }

@@ -589,12 +589,11 @@ pub fn finding<'a>(json: &'a serde_json::Value, check: &str, path: &str) -> &'a 
 }
 
 /// A `cp -a` copy of a whole tree (same rpm install times, owners, xattrs).
-/// Panic, listing every error, unless `json` is valid against the report
-/// schema in the repository (`schema/report.schema.json`).
-#[track_caller]
-pub fn assert_matches_schema(json: &serde_json::Value) {
+/// The report schema in the repository (`schema/report.schema.json`),
+/// compiled once.
+pub fn report_schema() -> &'static jsonschema::Validator {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = VALIDATOR.get_or_init(|| {
+    VALIDATOR.get_or_init(|| {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/schema/report.schema.json"
@@ -602,8 +601,17 @@ pub fn assert_matches_schema(json: &serde_json::Value) {
         .expect("schema");
         let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
         jsonschema::validator_for(&schema).expect("valid schema")
-    });
-    let errors: Vec<String> = validator.iter_errors(json).map(|e| e.to_string()).collect();
+    })
+}
+
+/// Panic, listing every error and where it is, unless `json` is valid
+/// against [`report_schema`].
+#[track_caller]
+pub fn assert_matches_schema(json: &serde_json::Value) {
+    let errors: Vec<String> = report_schema()
+        .iter_errors(json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}\n{json:#}");
 }
 
