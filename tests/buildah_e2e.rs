@@ -38,7 +38,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,35 +88,8 @@ struct Env {
 /// The shared fixture, or `None` (after saying why) where buildah cannot
 /// run.
 fn env() -> Option<&'static Env> {
-    static SKIP: OnceLock<Option<String>> = OnceLock::new();
-    let skip = SKIP.get_or_init(|| {
-        let why = common::buildah::unavailable()?;
-        // Straight to stderr: the test harness captures print macros only,
-        // and a skip must be visible in the log.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED the buildah end-to-end tests: {why}"
-        );
-        Some(why)
-    });
-    if skip.is_some() {
-        return None;
-    }
     static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
-    // A failed setup is remembered, so that each test reports it instead
-    // of building everything again.
-    let env = ENV.get_or_init(|| {
-        std::panic::catch_unwind(setup).map_err(|p| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".to_string())
-        })
-    });
-    match env {
-        Ok(env) => Some(env),
-        Err(msg) => panic!("building the base image failed: {msg}"),
-    }
+    common::buildah::shared_fixture(&ENV, "buildah end-to-end tests", setup)
 }
 
 /// Run a command that must succeed; its stdout. Panics with the output.

@@ -155,31 +155,8 @@ impl Env {
 /// The shared fixture, or `None` (after saying why) where buildah cannot
 /// run.
 fn env() -> Option<&'static Env> {
-    static SKIP: OnceLock<Option<String>> = OnceLock::new();
-    let skip = SKIP.get_or_init(|| {
-        let why = common::buildah::unavailable()?;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED the real-format tests: {why}"
-        );
-        Some(why)
-    });
-    if skip.is_some() {
-        return None;
-    }
     static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        std::panic::catch_unwind(setup).map_err(|p| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(no message)".to_string())
-        })
-    });
-    match env {
-        Ok(env) => Some(env),
-        Err(msg) => panic!("building the bases failed: {msg}"),
-    }
+    common::buildah::shared_fixture(&ENV, "real-format tests", setup)
 }
 
 /// Run a command that must succeed; its stdout.

@@ -40,6 +40,43 @@ impl Driver {
     }
 }
 
+/// A test file's shared buildah fixture, set up once per process by
+/// `setup` and kept in `cell`; `None` (after saying why, once, naming
+/// `tests`) where buildah cannot run. A failed setup is remembered, so that
+/// each test reports it instead of building everything again.
+pub fn shared_fixture<T: Sync + Send>(
+    cell: &'static OnceLock<Result<T, String>>,
+    tests: &str,
+    setup: fn() -> T,
+) -> Option<&'static T> {
+    static SKIP: OnceLock<Option<String>> = OnceLock::new();
+    let skip = SKIP.get_or_init(|| {
+        let why = unavailable()?;
+        // Straight to stderr: the test harness captures print macros only,
+        // and a skip must be visible in the log.
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr().lock(),
+            format_args!("SKIPPED the {tests}: {why}\n"),
+        );
+        Some(why)
+    });
+    if skip.is_some() {
+        return None;
+    }
+    let env = cell.get_or_init(|| {
+        std::panic::catch_unwind(setup).map_err(|p| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".to_string())
+        })
+    });
+    match env {
+        Ok(env) => Some(env),
+        Err(msg) => panic!("setting up the {tests} failed: {msg}"),
+    }
+}
+
 /// Why buildah cannot run here at all (not root, or not installed), or
 /// `None`. In CI (`CI` set) a missing buildah is a failure: `.ci/run` must
 /// install it.
