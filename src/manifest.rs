@@ -335,18 +335,27 @@ impl Manifest {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Manifest {
+impl Manifest {
+    /// A base of these entries (sorted here), no packages: for unit tests.
+    pub(crate) fn of_entries(mut entries: Vec<Entry>) -> Manifest {
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
         Manifest {
-            packages_unknown: None,
             version: FORMAT_VERSION,
             generator: "test".into(),
             rpmdb: None,
             packages: vec![],
-            entries: vec![Entry::new("/".into(), Kind::Dir, 0o755, 0, 0)],
+            entries,
+            packages_unknown: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest::of_entries(vec![Entry::new("/".into(), Kind::Dir, 0o755, 0, 0)])
     }
 
     #[test]

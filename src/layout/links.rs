@@ -165,7 +165,7 @@ pub fn resolve(link: &str, target: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Entry, FORMAT_VERSION};
+    use crate::manifest::Entry;
 
     fn base(links: &[(&str, &str)]) -> Manifest {
         let mut entries: Vec<Entry> = links
@@ -177,15 +177,7 @@ mod tests {
             })
             .collect();
         entries.push(Entry::new("/".into(), Kind::Dir, 0o755, 0, 0));
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest {
-            version: FORMAT_VERSION,
-            generator: "test".into(),
-            rpmdb: None,
-            packages: vec![],
-            entries,
-            packages_unknown: None,
-        }
+        Manifest::of_entries(entries)
     }
 
     #[test]

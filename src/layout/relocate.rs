@@ -347,7 +347,7 @@ fn dir_line(path: &str, like: &Entry, names: &Names) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Checksum, FORMAT_VERSION};
+    use crate::manifest::Checksum;
 
     fn entry(path: &str, kind: Kind, target: Option<&str>) -> Entry {
         let mut e = Entry::new(path.into(), kind, 0o755, 0, 0);
@@ -360,22 +360,14 @@ mod tests {
 
     /// An FCOS-style base: /opt and /usr/local link into /var.
     fn fcos_base() -> Manifest {
-        let mut entries = vec![
+        let entries = vec![
             entry("/", Kind::Dir, None),
             entry("/opt", Kind::Symlink, Some("var/opt")),
             entry("/usr", Kind::Dir, None),
             entry("/usr/local", Kind::Symlink, Some("../var/usrlocal")),
             entry("/var", Kind::Dir, None),
         ];
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Manifest {
-            version: FORMAT_VERSION,
-            generator: "test".into(),
-            rpmdb: None,
-            packages: vec![],
-            entries,
-            packages_unknown: None,
-        }
+        Manifest::of_entries(entries)
     }
 
     /// The base's entries plus `extra`, with `/opt` as `opt`.
