@@ -74,6 +74,11 @@ pub struct SnapshotArgs {
     /// inside the root, where `finalize` and `diff` look for it.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Record the base even when the structural checks deny it (no /sysroot,
+    /// /var/run a directory, /etc beside /usr/etc, …), with a warning.
+    /// Default: a base that fails them is refused (exit 1, nothing written).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `finalize` and `diff`.

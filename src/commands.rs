@@ -83,7 +83,37 @@ fn run(cli: Cli) -> Result<u8> {
 
 fn snapshot(args: &SnapshotArgs) -> Result<u8> {
     let root = rootfs::open_root(&args.root)?;
-    let m = crate::snapshot::manifest_from(Target::from_dir(&root)?);
+    let target = Target::from_dir(&root)?;
+    // A base that breaks the structural rules must never become the
+    // reference silently: every derived image would inherit the fault.
+    let findings = crate::checks::structural(&target.tree);
+    let denied = findings
+        .iter()
+        .any(|f| f.level == crate::checks::Level::Deny);
+    for f in &findings {
+        eprintln!(
+            "ostree-finalize snapshot: {} {}: {}",
+            f.level.as_str(),
+            f.check,
+            f.message
+        );
+    }
+    if denied && !args.force {
+        eprintln!(
+            "ostree-finalize snapshot: {} is not a sound base (denied above); nothing \
+             was recorded. Fix the base, or pass --force to record it anyway.",
+            args.root.display()
+        );
+        return Ok(EXIT_FAIL);
+    }
+    if denied {
+        eprintln!(
+            "ostree-finalize snapshot: warning: recording {} although the structural \
+             checks deny it (--force); images derived from it inherit these faults",
+            args.root.display()
+        );
+    }
+    let m = crate::snapshot::manifest_from(target);
     let bytes = m.to_json()?;
     let place = match &args.output {
         Some(out) => {

@@ -32,6 +32,8 @@ use crate::manifest::{Checksum, Entry, Hex, Kind};
 use crate::path;
 
 /// Top-level paths never scanned: API filesystems and the ostree repo.
+/// Their own entries are kept apart, in [`Tree::unscanned`], for the
+/// checks of the root's layout; what lies beneath is never read.
 pub const NEVER_SCANNED: &[&str] = &["/proc", "/sys", "/dev", "/sysroot", "/ostree"];
 
 /// Open the root directory. The only use of ambient authority in the crate
@@ -117,6 +119,12 @@ pub struct Tree {
     pub entries: Vec<Entry>,
     /// Mount points found and left alone, sorted.
     pub mounts: Vec<String>,
+    /// The entries of the [`NEVER_SCANNED`] paths that exist (never what
+    /// lies beneath them), sorted: what the root's layout checks look at
+    /// (`/sysroot` a directory, `/ostree` a link). Never compared with a
+    /// base. A mount point there (a build runtime's `/proc`) is recorded as
+    /// a directory.
+    pub unscanned: Vec<Entry>,
 }
 
 impl Tree {
@@ -126,6 +134,19 @@ impl Tree {
             .binary_search_by(|e| e.path.as_str().cmp(path))
             .ok()
             .map(|i| &self.entries[i])
+    }
+
+    /// Look a path up among the entries and the [`NEVER_SCANNED`] ones.
+    pub fn get_any(&self, path: &str) -> Option<&Entry> {
+        self.get(path)
+            .or_else(|| self.unscanned.iter().find(|e| e.path == path))
+    }
+
+    /// Whether a mount point was found at this path.
+    pub fn is_mount(&self, path: &str) -> bool {
+        self.mounts
+            .binary_search_by(|m| m.as_str().cmp(path))
+            .is_ok()
     }
 }
 
@@ -162,8 +183,10 @@ fn walk_in_pool(root: &Dir, opts: &WalkOptions) -> Result<Tree> {
     let mut tree = Tree {
         entries: out.entries,
         mounts: out.mounts,
+        unscanned: out.unscanned,
     };
     tree.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    tree.unscanned.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     // Growth by doubling leaves up to half the vector unused; give it back
     // (a large block is remapped, not copied).
     tree.entries.shrink_to_fit();
@@ -177,6 +200,7 @@ fn walk_in_pool(root: &Dir, opts: &WalkOptions) -> Result<Tree> {
 struct Nodes {
     entries: Vec<Entry>,
     mounts: Vec<String>,
+    unscanned: Vec<Entry>,
 }
 
 impl Nodes {
@@ -186,6 +210,7 @@ impl Nodes {
         }
         self.entries.append(&mut other.entries);
         self.mounts.append(&mut other.mounts);
+        self.unscanned.append(&mut other.unscanned);
         self
     }
 }
@@ -227,6 +252,11 @@ impl Walker<'_> {
     ) -> Result<Nodes> {
         let (encoded, _) = path::encode(name.as_bytes());
         let full = path::join(parent_path, &encoded);
+        if NEVER_SCANNED.contains(&full.as_str()) {
+            out.unscanned
+                .push(self.unscanned_entry(parent, name, full)?);
+            return Ok(out);
+        }
         if self.skipped(&full) {
             return Ok(out);
         }
@@ -280,6 +310,27 @@ impl Walker<'_> {
         }
         out.entries.push(entry);
         Ok(out)
+    }
+
+    /// The entry of a [`NEVER_SCANNED`] path: its type (a mount point
+    /// counts as a directory) and a symlink's target; nothing beneath.
+    fn unscanned_entry(&self, parent: &Dir, name: &OsStr, full: String) -> Result<Entry> {
+        let st = rustix::fs::statx(
+            parent,
+            name,
+            AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT,
+            StatxFlags::BASIC_STATS,
+        )
+        .with_context(|| format!("{full}: cannot stat"))?;
+        let mut entry = entry_from_statx(full, &st);
+        if self.is_mount(&st) {
+            entry.kind = Kind::Dir;
+        } else if entry.kind == Kind::Symlink {
+            let target = rustix::fs::readlinkat(parent, name, Vec::new())
+                .with_context(|| format!("{}: cannot read symlink", entry.path))?;
+            entry.target = Some(path::encode(target.as_bytes()).0);
+        }
+        Ok(entry)
     }
 
     fn is_mount(&self, st: &rustix::fs::Statx) -> bool {

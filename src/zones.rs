@@ -67,7 +67,33 @@ pub fn text_kept(path: &str, size: u64) -> bool {
             || path == "/usr/lib/passwd"
             || path == "/usr/lib/group"
             || is_beneath(path, "/usr/lib/tmpfiles.d")
-            || is_beneath(path, "/usr/lib/sysusers.d"))
+            || is_beneath(path, "/usr/lib/sysusers.d")
+            || is_kargs_file(path)
+            || path == PREPARE_ROOT_CONF)
+}
+
+/// bootc's kernel argument files: `*.toml` directly in this directory.
+pub const KARGS_DIR: &str = "/usr/lib/bootc/kargs.d";
+
+/// ostree-prepare-root's configuration in the image (a copy in `/etc`,
+/// `/etc/ostree/prepare-root.conf`, takes precedence; `/etc` text is kept
+/// anyway).
+pub const PREPARE_ROOT_CONF: &str = "/usr/lib/ostree/prepare-root.conf";
+
+/// Whether a tree's /var/run entry is the link systemd makes
+/// (`../run`, or `/run`). Anything else there is denied by
+/// `var-run-not-link`, which then owns the whole subtree: the layout
+/// rewrite neither converts nor reports it.
+pub fn var_run_is_link(e: &crate::manifest::Entry) -> bool {
+    e.kind == crate::manifest::Kind::Symlink
+        && matches!(e.target.as_deref(), Some("../run" | "/run"))
+}
+
+/// Whether bootc reads this path as a kargs.d file.
+pub fn is_kargs_file(path: &str) -> bool {
+    path.strip_prefix(KARGS_DIR)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.contains('/') && name.ends_with(".toml"))
 }
 
 /// Is this path inside an rpm database directory?

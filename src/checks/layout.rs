@@ -1,6 +1,7 @@
 //! What the layout rewrite converts, moves or cleans, reported:
 //! `var-content`, `var-package-file`, `image-content-relocated`,
-//! `var-link-restored`, `runtime-content`, `users-added`.
+//! `var-link-restored`, `runtime-content`, `runtime-injected-file`,
+//! `users-added`.
 
 use std::collections::HashSet;
 
@@ -74,6 +75,15 @@ the directories, never touching mount points) after checkpointing the rpmdb. Fil
 the build wrote under /var/log are build noise too: they are removed, and the \
 directories that held them become tmpfiles.d `d` lines. A policy keeps chosen log \
 files (`keep-logs: [GLOB]`), which are then converted like other /var content.",
+};
+
+/// `runtime-injected-file`.
+pub const INJECTED_FILE: Check = Check {
+    id: "runtime-injected-file",
+    default_level: Level::Info,
+    overridable: false,
+    summary: "An empty /etc/hostname, /etc/resolv.conf or /etc/hosts left by the build runtime, cleaned",
+    description: "Build runtimes (buildah, podman) bind-mount /etc/hostname, /etc/resolv.conf and /etc/hosts into every RUN step, creating empty files under the mounts when the image lacks them; the empty files stay in the image. On a deployed system an empty /etc/hostname or /etc/resolv.conf shadows what systemd and NetworkManager would provide (an empty hostname, no name servers), and as /etc content it is merged into every machine. finalize removes them when they are empty regular files and not mount points (during a RUN step they are the runtime's mounts and are left alone). No fix needed; to ship such a file on purpose, give it content.",
 };
 
 /// `users-added`.
@@ -227,6 +237,12 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             if c.entries == 1 { "y" } else { "ies" }
         );
         out.push(Finding::new(&RUNTIME_CONTENT, Some(c.path.clone()), msg));
+    }
+    for path in &plan.injected {
+        let msg = format!(
+            "{path} is an empty file the build runtime left behind; an empty one would              shadow what the system provides at boot. Cleaned"
+        );
+        out.push(Finding::new(&INJECTED_FILE, Some(path.clone()), msg));
     }
     for who in &plan.users_added {
         let msg = format!(

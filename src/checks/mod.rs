@@ -10,6 +10,7 @@ pub mod labels;
 pub mod layers;
 mod layout;
 mod rpm;
+pub mod structure;
 mod system;
 mod waivers;
 
@@ -92,6 +93,13 @@ pub const CHECKS: &[Check] = &[
     layout::VAR_PACKAGE_FILE,
     rpm::PACKAGES_UNKNOWN,
     layers::MALFORMED_LAYER,
+    structure::KARGS_INVALID,
+    structure::ETC_AND_USR_ETC,
+    structure::VAR_RUN_NOT_LINK,
+    layout::INJECTED_FILE,
+    structure::API_DIR_MISSING,
+    structure::OSTREE_ROOT_LAYOUT,
+    structure::COMPOSEFS_DISABLED,
 ];
 
 /// Look a check up by id.
@@ -175,7 +183,17 @@ pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
     files::check(input, &mut out);
     layout::check(input, &mut out);
     system::check(input, &mut out);
+    structure::check(input.current, &mut out);
     apply_policy(&mut out, resolve);
+    sort(&mut out);
+    out
+}
+
+/// The structural checks alone ([`structure`]): what `snapshot` runs on a
+/// base before it records it. Sorted; levels are the defaults.
+pub fn structural(tree: &Tree) -> Vec<Finding> {
+    let mut out = Vec::new();
+    structure::check(tree, &mut out);
     sort(&mut out);
     out
 }

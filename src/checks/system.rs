@@ -16,9 +16,15 @@ pub const KERNEL_INITRAMFS: Check = Check {
     overridable: false,
     summary: "A kernel without a matching initramfs, or more than one kernel",
     description: "ostree boots the kernel in /usr/lib/modules/VERSION/vmlinuz with \
-the initramfs beside it (initramfs.img). A kernel without one does not boot; two \
-kernels make the choice ambiguous. Fix: after installing a kernel, run dracut to \
-make /usr/lib/modules/VERSION/initramfs.img, and remove the other kernel.",
+the initramfs beside it (initramfs.img), and it is in that initramfs that \
+ostree-prepare-root mounts the deployment: a kernel without one does not boot an \
+ostree system. Stricter than bootc's lint, which only counts kernels. Two kernels make \
+the choice ambiguous. Fix: a kernel package installed in a container build does not \
+run its initramfs scriptlets, so generate the initramfs in the build, after the \
+install: `KVER=VERSION; dracut --no-hostonly --kver \"$KVER\" --reproducible -f \
+/usr/lib/modules/$KVER/initramfs.img` (with the base's dracut configuration, which \
+includes the ostree module), or use a base image that ships the kernel with its \
+initramfs. Remove every other kernel directory.",
 };
 
 /// `boot-nonempty`.
@@ -139,7 +145,11 @@ fn kernels(input: &Input, out: &mut Vec<Finding>) {
                 Some(format!("/usr/lib/modules/{v}/vmlinuz")),
                 format!(
                     "kernel {v} has no /usr/lib/modules/{v}/initramfs.img, so it cannot \
-                     boot. Run dracut for it in the build."
+                     boot: ostree-prepare-root runs from the initramfs. A kernel installed \
+                     in a container build gets none; generate it in the build, after the \
+                     install: `dracut --no-hostonly --kver {v} --reproducible -f \
+                     /usr/lib/modules/{v}/initramfs.img`, or use a base image whose kernel \
+                     comes with its initramfs."
                 ),
             ));
         }

@@ -12,7 +12,7 @@ pub mod tmpfiles;
 use serde::Serialize;
 
 pub use apply::apply;
-pub use plan::{PlanInput, plan};
+pub use plan::{INJECTED, PlanInput, plan};
 
 /// Where `/var` files are preserved for tmpfiles.d `C` lines.
 pub const FACTORY: &str = "/usr/share/factory";
@@ -211,4 +211,8 @@ pub struct Plan {
     /// Package-owned /var files converted to seed-once copies.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub package_var_files: Vec<PackageFile>,
+    /// Empty files a build runtime injected into /etc, removed (see
+    /// [`INJECTED`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub injected: Vec<String>,
 }

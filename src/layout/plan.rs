@@ -23,6 +23,11 @@ const LEFTOVER_LOGS: &[&str] = &[
     "/var/log/rpm-ostree",
 ];
 
+/// Files a build runtime bind-mounts into each RUN step, leaving an empty
+/// file behind when the image had none: cleaned when empty and not a
+/// mount point (mount points are never in the tree).
+pub const INJECTED: &[&str] = &["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+
 /// Everything the planner looks at.
 pub struct PlanInput<'a> {
     /// The current tree.
@@ -95,6 +100,16 @@ pub fn plan(input: &PlanInput) -> Plan {
             removals.push((e.path.clone(), e.kind == Kind::Dir));
         }
     }
+    for path in INJECTED {
+        if input
+            .tree
+            .get(path)
+            .is_some_and(|e| e.kind == Kind::File && e.size == 0)
+        {
+            plan.injected.push(path.to_string());
+            removals.push((path.to_string(), false));
+        }
+    }
     plan.cleaned = cleaned_tops
         .into_iter()
         .map(|(path, entries)| Cleaned { path, entries })
@@ -111,9 +126,16 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut lines = BTreeSet::new();
     let mut copies = Vec::new();
     let mut owned: Option<std::collections::HashMap<&str, String>> = None;
+    // A /var/run that is not the link to /run is denied (var-run-not-link),
+    // which says all there is to say about what lies in it.
+    let bad_var_run = input
+        .tree
+        .get("/var/run")
+        .is_some_and(|e| !crate::zones::var_run_is_link(e));
     for change in input.changes {
         let path = change.path();
         if zone(path) != Zone::Var
+            || (bad_var_run && is_within(path, "/var/run"))
             || in_rpmdb(path)
             || is_leftover(path)
             || input.extra_clean.is_match(path)

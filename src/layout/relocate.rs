@@ -383,7 +383,7 @@ mod tests {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Tree {
             entries,
-            mounts: vec![],
+            ..Tree::default()
         }
     }
 
@@ -536,7 +536,7 @@ mod tests {
         // there, say) is refused before anything is written.
         let mut t2 = Tree {
             entries: t.entries.clone(),
-            mounts: vec![],
+            ..Tree::default()
         };
         t2.entries
             .push(entry("/usr/lib/opt/planted", Kind::Symlink, Some("/etc")));

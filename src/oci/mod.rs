@@ -365,7 +365,17 @@ impl Extras {
         // Sized up front: growing by doubling would hold up to twice the
         // entries while the merged tree is still being freed.
         let mut entries = Vec::with_capacity(all.size_hint().0);
-        for (path, node) in all.filter(|(path, _)| recorded(path)) {
+        let mut unscanned = Vec::new();
+        for (path, node) in all {
+            if NEVER_SCANNED.contains(&path.as_str()) {
+                let mut e = node.entry;
+                e.path = path;
+                unscanned.push(e);
+                continue;
+            }
+            if !recorded(&path) {
+                continue;
+            }
             let mut e = node.entry;
             if let Some(a) = against {
                 a.settle(&path, &mut e, node.hashed.as_ref())?;
@@ -374,9 +384,11 @@ impl Extras {
             entries.push(e);
         }
         entries.shrink_to_fit();
+        unscanned.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         let tree = Tree {
             entries,
             mounts: Vec::new(),
+            unscanned,
         };
         Ok(Contents {
             target: Target {

@@ -263,7 +263,7 @@ impl CommitBase {
         let mut manifest = crate::snapshot::manifest_from(Target {
             tree: Tree {
                 entries: self.entries,
-                mounts: Vec::new(),
+                ..Tree::default()
             },
             rpmdb,
             etc_in_usr: false,
