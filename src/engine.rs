@@ -27,6 +27,7 @@ pub fn walk_options() -> WalkOptions {
             .collect(),
         keep_text: true,
         ostree: None,
+        read_files: true,
     }
 }
 
@@ -64,6 +65,24 @@ impl Target {
             target.in_place = crate::ostree::written_in_place(repo, files, &target.tree.entries)?;
         }
         Ok(target)
+    }
+
+    /// Walk a tree that has no base to compare with (structural mode):
+    /// names, metadata and the kept text; no file content is read.
+    pub fn structural(root: &Dir) -> Result<Target> {
+        let opts = WalkOptions {
+            read_files: false,
+            ..walk_options()
+        };
+        Target::walk(root, &opts)
+    }
+
+    /// Walk a tree for comparison with `base`, or structurally with none.
+    pub fn from_dir_for(root: &Dir, base: Option<&Base>) -> Result<Target> {
+        match base {
+            Some(base) => Target::from_dir_against(root, base),
+            None => Target::structural(root),
+        }
     }
 
     fn walk(root: &Dir, opts: &WalkOptions) -> Result<Target> {
@@ -124,20 +143,37 @@ pub struct EvalOptions<'a> {
     pub usr_etc: bool,
 }
 
-/// Diff `target` against `base` and judge it.
+/// The report's base when there is none: structural mode.
+pub const NO_BASE: &str = "none (structural checks only)";
+
+/// Diff `target` against `base` and judge it. With no base (structural
+/// mode) the whole tree is the image's own: every path counts as added, no
+/// package change is reported, the base's links into /var are the tree's
+/// own, and checks that need a base do not run (a `no-base-reference`
+/// warning says so).
 pub fn evaluate(
     target: &Target,
-    base: &Manifest,
+    base: Option<&Manifest>,
     base_origin: &str,
     command: &str,
     opts: EvalOptions,
 ) -> Report {
     let default_policy = Policy::default();
     let policy = opts.policy.unwrap_or(&default_policy);
+    let structural = base.is_none();
+    let empty;
+    let base = match base {
+        Some(base) => base,
+        None => {
+            empty = Manifest::of_entries(Vec::new());
+            &empty
+        }
+    };
     let packages = target.package_records();
     // A base package set that is unknown is no base to compare with: no
     // package is called added or removed (the warning says why).
     let pkg_changes = match base.packages_unknown {
+        _ if structural => pkgdiff::PackageChanges::default(),
         Some(_) => pkgdiff::PackageChanges::default(),
         None => pkgdiff::diff_packages(&base.packages, &packages),
     };
@@ -175,6 +211,7 @@ pub fn evaluate(
         packages_added: &pkg_changes.added,
         keep_logs: &policy.keep_logs,
         packages: target.rpmdb.as_ref().map_or(&[], |d| d.packages.as_slice()),
+        structural,
     });
     let input = Input {
         base,
@@ -182,6 +219,7 @@ pub fn evaluate(
         changes: &changes,
         packages: &pkg_changes,
         plan: &plan,
+        structural,
     };
     let resolve = Resolve {
         allow_overrides: opts.allow_overrides,
@@ -242,10 +280,25 @@ pub struct Base {
 /// - else, when `/sysroot/ostree/repo` in the root holds exactly one
 ///   commit (an ostree-based image), that commit.
 pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
+    find_base(root, base)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: no base reference in the root, and no ostree repository with one commit \
+             at {}. Run `ostree-finalize snapshot` on the pristine base image (or pass \
+             --base FILE or --base ostree:REPO[:REF])",
+            manifest::DEFAULT_MANIFEST,
+            crate::ostree::SYSROOT_REPO
+        )
+    })
+}
+
+/// As [`load_base`], but a root with no base reference of its own (and no
+/// `--base`) is `None`: judged structurally. A reference that is there but
+/// unreadable or malformed is still an error.
+pub fn find_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Option<Base>> {
     if let Some(arg) = base
         && let Some(spec) = crate::ostree::Spec::parse(arg.as_os_str())
     {
-        return load_ostree(root, &spec?);
+        return load_ostree(root, &spec?).map(Some);
     }
     let (bytes, origin) = match base {
         Some(file) => (read_base_file(file)?, file.display().to_string()),
@@ -253,30 +306,28 @@ pub fn load_base(root: &Dir, base: Option<&std::path::Path>) -> Result<Base> {
             let origin = manifest::DEFAULT_MANIFEST.to_string();
             match root.read(&origin[1..]) {
                 Ok(bytes) => (bytes, origin),
-                Err(e) => {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if let Some((repo, commit)) = crate::ostree::detect(root)? {
                         let label =
                             format!("{}{}", crate::ostree::SCHEME, crate::ostree::SYSROOT_REPO);
-                        return ostree_base(root, repo, &commit, &label);
+                        return ostree_base(root, repo, &commit, &label).map(Some);
                     }
-                    return Err(anyhow::Error::from(e).context(format!(
-                        "{origin}: no base reference in the root, and no ostree repository \
-                         with one commit at {}. Run `ostree-finalize snapshot` on the pristine \
-                         base image (or pass --base FILE or --base ostree:REPO[:REF])",
-                        crate::ostree::SYSROOT_REPO
-                    )));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!("{origin}: cannot read")));
                 }
             }
         }
     };
     use sha2::Digest;
-    Ok(Base {
+    Ok(Some(Base {
         manifest: Manifest::from_json(&bytes, &origin)?,
         sha256: hex::encode(sha2::Sha256::digest(&bytes)),
         origin,
         ostree: None,
         repo: None,
-    })
+    }))
 }
 
 /// `--base ostree:REPO[:REF-OR-CHECKSUM]`: the commit, read from a host

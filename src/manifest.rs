@@ -334,14 +334,14 @@ impl Manifest {
     }
 }
 
-#[cfg(test)]
 impl Manifest {
-    /// A base of these entries (sorted here), no packages: for unit tests.
+    /// A base of these entries (sorted here), no packages: for unit tests,
+    /// and empty for structural mode.
     pub(crate) fn of_entries(mut entries: Vec<Entry>) -> Manifest {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Manifest {
             version: FORMAT_VERSION,
-            generator: "test".into(),
+            generator: String::new(),
             rpmdb: None,
             packages: vec![],
             entries,

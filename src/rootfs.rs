@@ -108,6 +108,10 @@ pub struct WalkOptions {
     /// base has gets [`Entry::ostree`] (the base's header with this
     /// content) instead of a SHA-256.
     pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
+    /// Read regular files: hash them (and read their xattrs). Off for a
+    /// structural-only run, which needs names, metadata and the kept text;
+    /// then only the files whose text is kept are opened.
+    pub read_files: bool,
 }
 
 /// The result of a walk.
@@ -251,6 +255,15 @@ impl Walker<'_> {
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
                 if !self.opts.opaque.contains(&entry.path) {
                     out = out.append(self.walk_dir(&sub, &entry.path)?);
+                }
+            }
+            Kind::File if !self.opts.read_files => {
+                if self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size) {
+                    let fd = open_child(parent, name, OFlags::empty())
+                        .with_context(|| format!("{}: cannot open", entry.path))?;
+                    let (_, text) = hash_file(fd, &st, true, &[])
+                        .with_context(|| format!("{}: cannot read", entry.path))?;
+                    entry.text = text;
                 }
             }
             Kind::File => {

@@ -800,7 +800,8 @@ fn the_image_repository_is_the_base_when_nothing_else_is_given() {
     ostree(&["commit", &r, "-b", "other", "-s", "other", &t]);
     let out = run(&["diff", "--root", s(&root), "--format", "json"]);
     out.expect_code(2);
-    assert!(out.stderr.contains("no base reference"), "{out}");
+    assert!(out.stderr.contains("holds 2 commits"), "{out}");
+    assert!(out.stderr.contains("ambiguous"), "{out}");
 }
 
 #[test]

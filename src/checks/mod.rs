@@ -10,6 +10,7 @@ pub mod labels;
 pub mod layers;
 mod layout;
 mod rpm;
+mod structural;
 mod system;
 mod waivers;
 
@@ -54,6 +55,9 @@ pub struct Check {
     pub default_level: Level,
     /// Whether `--allow-overrides` turns a deny into a recorded warning.
     pub overridable: bool,
+    /// Whether it compares with a base: it does not run in structural mode
+    /// (no base reference), and `no-base-reference` says so.
+    pub needs_base: bool,
     /// One line.
     pub summary: &'static str,
     /// What it checks, why it matters on ostree, how to fix it.
@@ -92,6 +96,7 @@ pub const CHECKS: &[Check] = &[
     layout::VAR_PACKAGE_FILE,
     rpm::PACKAGES_UNKNOWN,
     layers::MALFORMED_LAYER,
+    structural::NO_BASE_REFERENCE,
 ];
 
 /// Look a check up by id.
@@ -154,6 +159,9 @@ pub struct Input<'a> {
     pub packages: &'a PackageChanges,
     /// The layout rewrite planned for this tree.
     pub plan: &'a Plan,
+    /// No base reference (structural mode): `base` is empty, and the
+    /// checks that need one do not run.
+    pub structural: bool,
 }
 
 /// How levels are resolved: flags and the policy.
@@ -175,6 +183,10 @@ pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
     files::check(input, &mut out);
     layout::check(input, &mut out);
     system::check(input, &mut out);
+    if input.structural {
+        out.retain(|f| lookup(f.check).is_none_or(|c| !c.needs_base));
+        structural::check(&mut out);
+    }
     apply_policy(&mut out, resolve);
     sort(&mut out);
     out

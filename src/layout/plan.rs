@@ -45,6 +45,9 @@ pub struct PlanInput<'a> {
     pub keep_logs: &'a globset::GlobSet,
     /// The tree's packages, for the files in /var they own.
     pub packages: &'a [crate::rpmdb::Package],
+    /// No base (structural mode): `base` is empty, and the links into /var
+    /// are the tree's own.
+    pub structural: bool,
 }
 
 /// Where the build's logs go; files it wrote there are cleaned.
@@ -103,7 +106,10 @@ pub fn plan(input: &PlanInput) -> Plan {
     // Image content that reached /var through a base link: move it into
     // /usr (see `relocate`).
     let names = user_names(input.tree);
-    let links = Links::from_base(input.base);
+    let links = match input.structural {
+        true => Links::from_entries(&input.tree.entries),
+        false => Links::from_base(input.base),
+    };
     let declared = declared_tmpfiles(input.tree, &links);
     let moved = relocate::plan(input.tree, input.base, &links, &names, &declared);
 
