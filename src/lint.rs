@@ -30,6 +30,7 @@ use clap::{ArgGroup, Args};
 use crate::checks::Finding;
 use crate::checks::labels::{self, ImageFacts};
 use crate::checks::layers::MALFORMED_LAYER;
+use crate::checks::structural::NO_BASE_REFERENCE;
 use crate::cli::{OutputArgs, RuleArgs};
 use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
@@ -191,6 +192,9 @@ struct Subjected {
     finalized: bool,
     /// The image's malformed layer members (none for a rootfs).
     malformed: Vec<MalformedMember>,
+    /// With no base: the image carries an ostree repository, which lint
+    /// does not take the base from.
+    carries_repo: bool,
 }
 
 /// Lint as `settings` say and return the report.
@@ -215,6 +219,21 @@ pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
         finalized: s.finalized,
     };
     let mut findings = labels::apply(std::mem::take(&mut report.findings), &facts);
+    if s.carries_repo {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.check == NO_BASE_REFERENCE.id)
+        {
+            f.message.push_str(&format!(
+                ". The image carries an ostree repository ({}), but lint does not take the \
+                 base from it: the layers are hashed against the base while they are read, \
+                 and that repository is itself in the layers. Lint against the image it was \
+                 built FROM (--base-image REF), or pull its commit into a host repository \
+                 (--base ostree:REPO[:REF])",
+                crate::ostree::SYSROOT_REPO
+            ));
+        }
+    }
     findings.extend(s.malformed.iter().map(malformed_finding));
     apply_settings(&mut findings, settings);
     // Verdict and counts follow from the findings, as Report::new has them.
@@ -311,12 +330,14 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             }
         }
     };
+    let carries_repo = base.is_none() && contents.ostree_repo;
     Ok(Subjected {
         target: contents.target,
         base,
         origin,
         labels: Some(image.labels),
         finalized: contents.finalized,
+        carries_repo,
         malformed: contents.malformed,
     })
 }
@@ -383,6 +404,7 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
         labels: None,
         finalized,
         malformed: Vec::new(),
+        carries_repo: false,
     })
 }
 

@@ -1029,13 +1029,25 @@ fn a_build_from_an_image_with_no_base_reference_passes_structurally_and_lint_agr
             .unwrap()
             .contains("d /var/lib/svc 0755 root root -\n")
     );
-    let rootfs = env.tool(&["lint", "--rootfs", mnt.to_str().unwrap(), "--format", "json"]);
+    let rootfs = env.tool(&[
+        "lint",
+        "--rootfs",
+        mnt.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     env.buildah.ok(&["rm", &ctr]);
     rootfs.expect_code(0);
     let rootfs = rootfs.json();
-    assert_eq!(rootfs["base"], "none (structural checks only)", "{rootfs:#}");
+    assert_eq!(
+        rootfs["base"], "none (structural checks only)",
+        "{rootfs:#}"
+    );
     assert!(at_level(&rootfs, "deny").is_empty(), "{rootfs:#}");
-    let warn: Vec<_> = at_level(&rootfs, "warn").into_iter().map(|(c, _)| c).collect();
+    let warn: Vec<_> = at_level(&rootfs, "warn")
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     assert_eq!(warn, ["no-base-reference"], "{rootfs:#}");
     assert!(
         rootfs["findings"]

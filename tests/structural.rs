@@ -265,3 +265,29 @@ fn list_checks_says_which_checks_need_a_base() {
     assert!(needs("base-modified") && needs("rpm-base-changed") && needs("setuid-added"));
     assert!(!needs("var-content") && !needs("users-added") && !needs("special-file"));
 }
+
+#[test]
+fn with_no_base_declarations_through_the_trees_own_links_count() {
+    // On an FCOS layout /home is a link to var/home: a tmpfiles.d line for
+    // /home/u declares /var/home/u, and a line for /var/roothome declares
+    // what /root holds. Neither is converted again; an undeclared sibling is.
+    let tree = base_tree_of(Layout::Fcos);
+    fs::create_dir_all(tree.path("/var/home/u")).unwrap();
+    fs::create_dir_all(tree.path("/var/home/other")).unwrap();
+    fs::create_dir_all(tree.path("/usr/lib/tmpfiles.d")).unwrap();
+    fs::write(
+        tree.path("/usr/lib/tmpfiles.d/home.conf"),
+        "d /home 0755 root root -\nd /home/u 0700 root root -\n",
+    )
+    .unwrap();
+    let out = finalize(&tree, &["--dry-run"]);
+    out.expect_code(0);
+    let json = out.json();
+    let var: Vec<_> = findings(&json, "var-content")
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(var.contains(&"/var/home/other".to_string()), "{var:?}");
+    assert!(!var.contains(&"/var/home/u".to_string()), "{var:?}");
+    assert!(!var.contains(&"/var/home".to_string()), "{var:?}");
+}

@@ -136,6 +136,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
         };
         let Some(raw) = decode(&e.path) else { continue };
+        // Another tmpfiles.d file declares it (under any of its names):
+        // it is systemd's to create, not ours to convert.
+        if declared.contains(&links.canonical_bytes(&raw)) {
+            continue;
+        }
         let line = match e.kind {
             Kind::Dir => Line::Dir {
                 path: raw,
