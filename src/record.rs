@@ -8,8 +8,7 @@ use crate::checks::Finding;
 use crate::pkgdiff::PackageChanges;
 use crate::report::{Report, Verdict};
 
-/// Where the record lives inside the image.
-pub const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
+pub use crate::manifest::RECORD;
 
 /// Record format version.
 pub const RECORD_VERSION: u32 = 1;

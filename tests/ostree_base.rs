@@ -362,7 +362,10 @@ fn checksums_and_metadata_match_ostree_ls_in_every_repo_mode() {
         // 3. The checksum the walk computes: the base's header (from this
         //    repository) with the checkout's content.
         let mut opts = engine::walk_options();
-        opts.ostree = base.ostree.clone();
+        opts.ostree = base
+            .ostree
+            .clone()
+            .map(|f| f as std::sync::Arc<dyn ostree_finalize::rootfs::HashPrefix>);
         let dir = rootfs::open_root(&co).expect("open");
         let tree = rootfs::walk(&dir, &opts).expect("walk");
         let mut files = 0;

@@ -169,7 +169,7 @@ fn not_finalized_message() -> String {
         "the image has no finalize record ({}): its build did not end with `RUN ostree \
          container finalize`, so /var content, users and runtime leftovers were not \
          converted and may be lost at deploy. Add it as the last step of the Containerfile.",
-        crate::record::RECORD
+        crate::manifest::RECORD
     )
 }
 

@@ -40,9 +40,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use cap_std::fs::Dir;
 
-use crate::engine::Target;
 use crate::manifest::Manifest;
-use crate::rootfs::{Tree, WalkOptions};
+use crate::rootfs::WalkOptions;
 use crate::rpmdb::{self, Backend, RpmDb};
 pub use objects::Checksum;
 use repo::Repo;
@@ -268,15 +267,7 @@ impl CommitBase {
             ),
             None => committed_packages(repo, &self, current)?,
         };
-        let mut manifest = crate::snapshot::manifest_from(Target {
-            tree: Tree {
-                entries: self.entries,
-                mounts: Vec::new(),
-            },
-            rpmdb,
-            etc_in_usr: false,
-            in_place: Vec::new(),
-        });
+        let mut manifest = Manifest::record(self.entries, rpmdb);
         manifest.packages_unknown = unknown;
         let origin = format!(
             "{} (commit {}; {from})",
