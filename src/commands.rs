@@ -86,7 +86,7 @@ fn snapshot(args: &SnapshotArgs) -> Result<u8> {
     let target = Target::from_dir(&root)?;
     // A base that breaks the structural rules must never become the
     // reference silently: every derived image would inherit the fault.
-    let findings = crate::checks::structural(&target.tree);
+    let findings = crate::checks::root_layout(&target.tree);
     let denied = findings
         .iter()
         .any(|f| f.level == crate::checks::Level::Deny);
@@ -135,7 +135,7 @@ fn snapshot(args: &SnapshotArgs) -> Result<u8> {
 
 fn check(args: &CheckArgs, command: &str) -> Result<u8> {
     let root = rootfs::open_root(&args.root)?;
-    let base = engine::load_base(&root, args.base.as_deref())?;
+    let base = engine::find_base(&root, args.base.as_deref())?;
     let policy = crate::policy::load(Some(&root), args.rules.policy.as_deref())?;
     let opts = EvalOptions {
         policy: Some(&policy),
@@ -144,9 +144,13 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
         list_changes: command == "diff",
         usr_etc: args.usr_etc,
     };
-    let mut target = Target::from_dir_against(&root, &base)?;
-    target.map_usr_etc(&base.manifest);
-    let mut report = engine::evaluate(&target, &base.manifest, &base.origin, command, opts);
+    let mut target = Target::from_dir_for(&root, base.as_ref())?;
+    if let Some(base) = &base {
+        target.map_usr_etc(&base.manifest);
+    }
+    let origin = base.as_ref().map_or(engine::NO_BASE, |b| b.origin.as_str());
+    let manifest = base.as_ref().map(|b| &b.manifest);
+    let mut report = engine::evaluate(&target, manifest, origin, command, opts);
     if args.rules.fatal_warnings {
         report.make_warnings_fatal();
     }
@@ -156,7 +160,7 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
             layout::apply(&root, plan)?;
         }
         let usr_etc = args.usr_etc || target.etc_in_usr;
-        let record = Record::new(&report, &base.sha256, usr_etc);
+        let record = Record::new(&report, base.as_ref().map(|b| b.sha256.as_str()), usr_etc);
         rootfs::write_atomic(&root, RECORD, record.to_json().as_bytes())?;
     }
     emit_report(&report, &args.output)?;

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod base;
 pub mod checks;
 pub mod cli;
 pub mod commands;
@@ -56,4 +57,5 @@ pub mod report;
 pub mod rootfs;
 pub mod rpmdb;
 pub mod snapshot;
+pub mod target;
 pub mod zones;

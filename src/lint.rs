@@ -30,6 +30,7 @@ use clap::{ArgGroup, Args};
 use crate::checks::Finding;
 use crate::checks::labels::{self, ImageFacts};
 use crate::checks::layers::MALFORMED_LAYER;
+use crate::checks::structural::NO_BASE_REFERENCE;
 use crate::cli::{OutputArgs, RuleArgs};
 use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
@@ -184,12 +185,16 @@ pub fn run(args: &LintArgs) -> Result<u8> {
 /// Everything lint judges: the tree, its base, and the image facts.
 struct Subjected {
     target: Target,
-    base: Manifest,
+    /// None: no base reference (structural mode).
+    base: Option<Manifest>,
     origin: String,
     labels: Option<BTreeMap<String, String>>,
     finalized: bool,
     /// The image's malformed layer members (none for a rootfs).
     malformed: Vec<MalformedMember>,
+    /// With no base: the image carries an ostree repository, which lint
+    /// does not take the base from.
+    carries_repo: bool,
 }
 
 /// Lint as `settings` say and return the report.
@@ -205,13 +210,30 @@ pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
         ..EvalOptions::default()
     };
     let mut target = s.target;
-    target.map_usr_etc(&s.base);
-    let mut report = engine::evaluate(&target, &s.base, &s.origin, "lint", eval);
+    if let Some(base) = &s.base {
+        target.map_usr_etc(base);
+    }
+    let mut report = engine::evaluate(&target, s.base.as_ref(), &s.origin, "lint", eval);
     let facts = ImageFacts {
         labels: s.labels.as_ref(),
         finalized: s.finalized,
     };
     let mut findings = labels::apply(std::mem::take(&mut report.findings), &facts);
+    if s.carries_repo {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.check == NO_BASE_REFERENCE.id)
+        {
+            f.message.push_str(&format!(
+                ". The image carries an ostree repository ({}), but lint does not take the \
+                 base from it: the layers are hashed against the base while they are read, \
+                 and that repository is itself in the layers. Lint against the image it was \
+                 built FROM (--base-image REF), or pull its commit into a host repository \
+                 (--base ostree:REPO[:REF])",
+                crate::ostree::SYSROOT_REPO
+            ));
+        }
+    }
     findings.extend(s.malformed.iter().map(malformed_finding));
     apply_settings(&mut findings, settings);
     // Verdict and counts follow from the findings, as Report::new has them.
@@ -271,7 +293,7 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             image.check_derived_from(&base_image)?;
             let (contents, at_base) = image.read_with_base(base_image.layers.len(), opts)?;
             let manifest = crate::snapshot::manifest_from(at_base.target);
-            (contents, manifest, base_ref.to_string())
+            (contents, Some(manifest), base_ref.to_string())
         }
         BaseFrom::Ostree(spec) => {
             // As finalize reads it (engine::load_ostree), in two steps: the
@@ -287,34 +309,35 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             let mut contents = image.read_against(&against, opts)?;
             let base_db = contents.base_db.take();
             let loaded = commit.finish(&opened.repo, base_db, contents.target.rpmdb.as_ref())?;
-            (contents, loaded.manifest, loaded.origin)
+            (contents, Some(loaded.manifest), loaded.origin)
         }
         BaseFrom::File(file) => {
             // The base first: its file and parse are freed before the
             // layers are read, so the two never add up at the peak.
             let (manifest, origin) = load_file(file)?;
             let contents = image.read(opts)?;
-            (contents, manifest, origin)
+            (contents, Some(manifest), origin)
         }
         BaseFrom::Recorded => {
             let contents = image.read(opts)?;
             let origin = format!("{} in {}", manifest::DEFAULT_MANIFEST, image.reference);
-            let Some(bytes) = contents.base_reference.as_deref() else {
-                anyhow::bail!(
-                    "{}",
-                    no_recorded_base(&image.reference, contents.ostree_repo)
-                );
-            };
-            let manifest = Manifest::from_json(bytes, &origin)?;
-            (contents, manifest, origin)
+            match contents.base_reference.as_deref() {
+                Some(bytes) => {
+                    let manifest = Manifest::from_json(bytes, &origin)?;
+                    (contents, Some(manifest), origin)
+                }
+                None => (contents, None, engine::NO_BASE.to_string()),
+            }
         }
     };
+    let carries_repo = base.is_none() && contents.ostree_repo;
     Ok(Subjected {
         target: contents.target,
         base,
         origin,
         labels: Some(image.labels),
         finalized: contents.finalized,
+        carries_repo,
         malformed: contents.malformed,
     })
 }
@@ -342,34 +365,13 @@ fn check_commit_label(image: &Image, opened: &crate::ostree::Opened) -> Result<(
     Ok(())
 }
 
-/// The error for an image with no base reference recorded and no base
-/// given; `ostree_repo`: the image carries an ostree repository.
-fn no_recorded_base(image: &str, ostree_repo: bool) -> String {
-    let mut msg = format!(
-        "{image}: no base reference recorded in the image ({}). Lint against the base \
-         image it was built FROM (--base-image REF) or the ostree commit it was made from \
-         (--base ostree:REPO[:REF], REPO a host repository), or pass --base FILE",
-        manifest::DEFAULT_MANIFEST
-    );
-    if ostree_repo {
-        msg.push_str(&format!(
-            ". The image carries an ostree repository ({}), but lint does not take the base \
-             from it: the layers are hashed against the base while they are read, and that \
-             repository is itself in the layers. Lint against the image it was built FROM, \
-             or pull its commit into a host repository",
-            crate::ostree::SYSROOT_REPO
-        ));
-    }
-    msg
-}
-
 fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
     let root = rootfs::open_root(dir)?;
     let (manifest, origin, target) = match base {
         BaseFrom::Image(base_ref) => {
             let contents = Image::open(base_ref)?.read(opts)?;
             (
-                crate::snapshot::manifest_from(contents.target),
+                Some(crate::snapshot::manifest_from(contents.target)),
                 base_ref.to_string(),
                 Target::from_dir(&root)?,
             )
@@ -377,17 +379,20 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
         BaseFrom::Ostree(spec) => {
             let loaded = engine::load_ostree(&root, spec)?;
             let target = Target::from_dir_against(&root, &loaded)?;
-            (loaded.manifest, loaded.origin, target)
+            (Some(loaded.manifest), loaded.origin, target)
         }
-        // As finalize loads it.
+        // As finalize loads it; none found is structural mode.
         BaseFrom::File(_) | BaseFrom::Recorded => {
             let file = match base {
                 BaseFrom::File(file) => Some(file.as_path()),
                 _ => None,
             };
-            let loaded = engine::load_base(&root, file)?;
-            let target = Target::from_dir_against(&root, &loaded)?;
-            (loaded.manifest, loaded.origin, target)
+            let found = engine::find_base(&root, file)?;
+            let target = Target::from_dir_for(&root, found.as_ref())?;
+            match found {
+                Some(b) => (Some(b.manifest), b.origin, target),
+                None => (None, engine::NO_BASE.to_string(), target),
+            }
         }
     };
     let record = crate::record::RECORD.trim_start_matches('/');
@@ -399,6 +404,7 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
         labels: None,
         finalized,
         malformed: Vec::new(),
+        carries_repo: false,
     })
 }
 

@@ -16,6 +16,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Where the tool keeps its own state inside an image. Never scanned.
 pub const STATE_DIR: &str = "/usr/lib/ostree-finalize";
 
+/// Where finalize's record lives inside the image (see [`crate::record`]).
+pub const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
+
 /// Default location of the base reference inside the root.
 pub const DEFAULT_MANIFEST: &str = "/usr/lib/ostree-finalize/base.json";
 
@@ -249,6 +252,35 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The base reference of a walked tree (its entries, sorted) and its
+    /// rpm database: each entry names the packages that own it.
+    pub fn record(mut entries: Vec<Entry>, rpmdb: Option<crate::rpmdb::RpmDb>) -> Manifest {
+        let mut packages = Vec::new();
+        if let Some(db) = &rpmdb {
+            let mut owners: std::collections::HashMap<String, Vec<u32>> = Default::default();
+            for (i, pkg) in db.packages.iter().enumerate() {
+                packages.push(PackageRecord::from(pkg));
+                for file in &pkg.files {
+                    let (path, _) = crate::path::encode(file.as_bytes());
+                    owners.entry(path).or_default().push(i as u32);
+                }
+            }
+            for e in &mut entries {
+                if let Some(o) = owners.remove(&e.path) {
+                    e.owners = o;
+                }
+            }
+        }
+        Manifest {
+            version: FORMAT_VERSION,
+            generator: format!("ostree-finalize {}", env!("CARGO_PKG_VERSION")),
+            rpmdb: rpmdb.map(|d| d.location),
+            packages,
+            entries,
+            packages_unknown: None,
+        }
+    }
+
     /// Serialize to compact JSON.
     pub fn to_json(&self) -> Result<Vec<u8>> {
         let mut out = serde_json::to_vec(self)?;
@@ -334,14 +366,14 @@ impl Manifest {
     }
 }
 
-#[cfg(test)]
 impl Manifest {
-    /// A base of these entries (sorted here), no packages: for unit tests.
+    /// A base of these entries (sorted here), no packages: for unit tests,
+    /// and empty for structural mode.
     pub(crate) fn of_entries(mut entries: Vec<Entry>) -> Manifest {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Manifest {
             version: FORMAT_VERSION,
-            generator: "test".into(),
+            generator: String::new(),
             rpmdb: None,
             packages: vec![],
             entries,

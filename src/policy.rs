@@ -483,6 +483,110 @@ pub fn load(root: Option<&Dir>, file: Option<&std::path::Path>) -> Result<Policy
     Ok(Policy::default())
 }
 
+/// How levels are resolved: flags and the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolve<'a> {
+    /// `--allow-overrides`: overridable denies become warnings.
+    pub allow_overrides: bool,
+    /// Per-check levels, waivers and package overrides.
+    pub policy: &'a Policy,
+    /// `--skip ID`: checks not run at all.
+    pub skip: &'a [String],
+}
+
+/// Skip, re-level and allow findings as flags and the policy say; report
+/// waivers that matched nothing.
+pub fn apply(out: &mut Vec<checks::Finding>, resolve: Resolve) {
+    let policy = resolve.policy;
+    out.retain(|f| {
+        !resolve.skip.iter().any(|s| s == f.check)
+            && policy.settings.get(f.check) != Some(&Setting::Off)
+    });
+    let mut waiver_used = vec![false; policy.waivers.len()];
+    let mut package_used = vec![false; policy.packages.len()];
+    for f in out.iter_mut() {
+        if let Some(Setting::Level(level)) = policy.settings.get(f.check) {
+            f.level = *level;
+        }
+        let overridable = checks::lookup(f.check).is_some_and(|c| c.overridable);
+        let waiver = policy
+            .waivers
+            .iter()
+            .position(|w| w.matches(f.check, f.path.as_deref()));
+        if let Some(i) = waiver {
+            waiver_used[i] = true;
+        }
+        let package = overridable
+            .then(|| {
+                let nevra = f.package.as_deref()?;
+                policy.packages.iter().position(|r| r.matches_nevra(nevra))
+            })
+            .flatten();
+        if let Some(i) = package {
+            package_used[i] = true;
+        }
+        if f.level != Level::Deny {
+            continue;
+        }
+        let (by, note) = if overridable && resolve.allow_overrides {
+            (
+                "--allow-overrides".to_string(),
+                checks::OVERRIDE_ALLOWED.to_string(),
+            )
+        } else if let Some(w) = waiver.map(|i| &policy.waivers[i]) {
+            (
+                format!("waiver ({})", w.origin),
+                format!("Allowed by the waiver at {}: {}", w.origin, w.reason),
+            )
+        } else if let Some(r) = package.map(|i| &policy.packages[i]) {
+            (
+                format!("package override {} ({})", r.pattern, r.origin),
+                format!(
+                    "Allowed by the package override for {} at {}: {}. The image must carry \
+                     LABEL ostree.override=true.",
+                    r.pattern, r.origin, r.reason
+                ),
+            )
+        } else {
+            if overridable {
+                f.message = format!("{} {}", f.message, checks::OVERRIDE_FIX);
+            }
+            continue;
+        };
+        f.level = Level::Warn;
+        f.allowed_by = Some(by);
+        f.message = format!("{} {note}", f.message);
+    }
+    for (w, used) in policy.waivers.iter().zip(&waiver_used) {
+        if !used {
+            let msg = format!(
+                "the waiver for {} on {} at {} matched nothing; remove it",
+                w.check,
+                w.patterns.join(", "),
+                w.origin
+            );
+            out.push(checks::Finding::new(
+                &checks::waivers::UNUSED_WAIVER,
+                None,
+                msg,
+            ));
+        }
+    }
+    for (r, used) in policy.packages.iter().zip(&package_used) {
+        if !used {
+            let msg = format!(
+                "the package override for {} at {} matched nothing; remove it",
+                r.pattern, r.origin
+            );
+            out.push(checks::Finding::new(
+                &checks::waivers::UNUSED_WAIVER,
+                None,
+                msg,
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,7 @@ use crate::checks::Finding;
 use crate::pkgdiff::PackageChanges;
 use crate::report::{Report, Verdict};
 
-/// Where the record lives inside the image.
-pub const RECORD: &str = "/usr/lib/ostree-finalize/record.json";
+pub use crate::manifest::RECORD;
 
 /// Record format version.
 pub const RECORD_VERSION: u32 = 1;
@@ -23,8 +22,9 @@ pub struct Record {
     pub generator: String,
     /// Always `pass`: finalize writes nothing on a failing verdict.
     pub verdict: Verdict,
-    /// SHA-256 of the base reference used.
-    pub base_sha256: String,
+    /// SHA-256 of the base reference used (for an ostree commit, its
+    /// checksum); null when there was none (structural mode).
+    pub base_sha256: Option<String>,
     /// Changes to base content that were allowed, and by what.
     pub overrides: Vec<Finding>,
     /// Package changes.
@@ -37,12 +37,12 @@ pub struct Record {
 
 impl Record {
     /// Build the record from a passing report.
-    pub fn new(report: &Report, base_sha256: &str, usr_etc: bool) -> Record {
+    pub fn new(report: &Report, base_sha256: Option<&str>, usr_etc: bool) -> Record {
         Record {
             version: RECORD_VERSION,
             generator: format!("ostree-finalize {}", env!("CARGO_PKG_VERSION")),
             verdict: report.verdict,
-            base_sha256: base_sha256.to_string(),
+            base_sha256: base_sha256.map(str::to_string),
             overrides: report
                 .findings
                 .iter()

@@ -109,7 +109,21 @@ pub struct WalkOptions {
     /// Compare with a base read from an ostree commit: a regular file the
     /// base has gets [`Entry::ostree`] (the base's header with this
     /// content) instead of a SHA-256.
-    pub ostree: Option<std::sync::Arc<crate::ostree::BaseFiles>>,
+    pub ostree: Option<std::sync::Arc<dyn HashPrefix>>,
+    /// Read regular files: hash them (and read their xattrs). Off for a
+    /// structural-only run, which needs names, metadata and the kept text;
+    /// then only the files whose text is kept are opened.
+    pub read_files: bool,
+}
+
+/// What a regular file of the walked tree is hashed behind, by path: for a
+/// base read from an ostree commit, the base file's ostree header
+/// (implemented by [`crate::ostree::BaseFiles`]; the walk itself knows
+/// nothing of ostree).
+pub trait HashPrefix: std::fmt::Debug + Send + Sync {
+    /// The bytes hashed before the content of the file at `path`, when the
+    /// base has a file there.
+    fn prefix(&self, path: &str) -> Option<&[u8]>;
 }
 
 /// The result of a walk.
@@ -283,14 +297,27 @@ impl Walker<'_> {
                     out = out.append(self.walk_dir(&sub, &entry.path)?);
                 }
             }
+            Kind::File if !self.opts.read_files => {
+                if self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size) {
+                    let fd = open_child(parent, name, OFlags::empty())
+                        .with_context(|| format!("{}: cannot open", entry.path))?;
+                    let (_, text) = hash_file(fd, &st, true, &[])
+                        .with_context(|| format!("{}: cannot read", entry.path))?;
+                    entry.text = text;
+                }
+            }
             Kind::File => {
                 let fd = open_child(parent, name, OFlags::empty())
                     .with_context(|| format!("{}: cannot open", entry.path))?;
                 entry.xattrs = fd_xattrs(&fd)
                     .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
                 let keep = self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size);
-                let base = self.opts.ostree.as_deref().and_then(|b| b.get(&entry.path));
-                let prefix = base.map_or(&[][..], |b| b.header.bytes());
+                let base = self
+                    .opts
+                    .ostree
+                    .as_deref()
+                    .and_then(|b| b.prefix(&entry.path));
+                let prefix = base.unwrap_or_default();
                 let (digest, text) = hash_file(fd, &st, keep, prefix)
                     .with_context(|| format!("{}: cannot read", entry.path))?;
                 let digest = Some(Checksum(digest));

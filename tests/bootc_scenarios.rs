@@ -488,7 +488,13 @@ fn rows() -> Vec<Row> {
             name: "varlog-readme-symlink",
             from: "lints::test_varlog",
             start: Empty,
-            build: |r| link(r, "../../usr/share/doc/systemd/README.logs", "var/log/README"),
+            build: |r| {
+                link(
+                    r,
+                    "../../usr/share/doc/systemd/README.logs",
+                    "var/log/README",
+                )
+            },
             bootc: Pass,
             structural: ours(Pass, &["var-content"]),
             derived: Some(ours(Pass, &["var-content"])),
@@ -690,7 +696,11 @@ fn rows() -> Vec<Row> {
             start: Empty,
             build: |r| {
                 mkdir(r, "subdir");
-                symlink(OsStr::from_bytes(b"regular\xff"), r.join("subdir/good-name")).unwrap();
+                symlink(
+                    OsStr::from_bytes(b"regular\xff"),
+                    r.join("subdir/good-name"),
+                )
+                .unwrap();
             },
             bootc: Fail,
             structural: ours(Fail, &["non-utf8-path"]),
@@ -952,7 +962,13 @@ fn rows() -> Vec<Row> {
             name: "kargs-wrong-type",
             from: "bootc_kargs::parse_kargs_toml",
             start: Empty,
-            build: |r| write(r, "usr/lib/bootc/kargs.d/10.toml", "kargs = \"console=tty0\""),
+            build: |r| {
+                write(
+                    r,
+                    "usr/lib/bootc/kargs.d/10.toml",
+                    "kargs = \"console=tty0\"",
+                )
+            },
             bootc: Fail,
             structural: ours(Fail, &["kargs-invalid"]),
             derived: Some(ours(Fail, &["kargs-invalid"])),
@@ -1248,11 +1264,7 @@ fn judge(row: &Row, mode: &str, want: Ours, got: (V, Vec<Value>, Outcome)) -> Ve
     if bad.is_empty() {
         return bad;
     }
-    vec![format!(
-        "{} ({mode}): {}\n{out}",
-        row.name,
-        bad.join("; ")
-    )]
+    vec![format!("{} ({mode}): {}\n{out}", row.name, bad.join("; "))]
 }
 
 fn build(row: &Row, start: Start) -> tempfile::TempDir {
@@ -1280,7 +1292,9 @@ fn bootc_lint_scenarios_against_ours() {
     names.dedup();
     assert_eq!(names.len(), rows.len(), "scenario names are unique");
     let mut failures = Vec::new();
-    let mut table = String::from("| scenario | from | bootc | ours (no base) | ours (derived) | why |\n|---|---|---|---|---|---|\n");
+    let mut table = String::from(
+        "| scenario | from | bootc | ours (no base) | ours (derived) | why |\n|---|---|---|---|---|---|\n",
+    );
     for row in &rows {
         // A difference in verdict must say why; agreement must not pretend to.
         let differs = row.structural.verdict != row.bootc

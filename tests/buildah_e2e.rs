@@ -984,3 +984,87 @@ fn tool_containerfile_image_lints_a_mounted_image_like_the_host_binary() {
         "the same JSON, byte for byte"
     );
 }
+
+#[test]
+fn a_build_from_an_image_with_no_base_reference_passes_structurally_and_lint_agrees() {
+    let Some(env) = env() else { return };
+    // An image nobody snapshotted: the base without its base.json.
+    let unreferenced = "localhost/ostree-finalize-e2e/unreferenced:latest";
+    let build = env.buildah.bud(
+        unreferenced,
+        &containerfile(&["RUN rm /usr/lib/ostree-finalize/base.json"]),
+        &[],
+    );
+    assert!(build.ok, "{}", build.log);
+
+    let tag = "localhost/ostree-finalize-e2e/structural:latest";
+    let context = env.rpm_context(&["extra-tool-1.0-1"]);
+    let file = context.path().join("Containerfile");
+    fs::write(
+        &file,
+        format!(
+            "FROM {unreferenced}\n\
+             COPY rpms/ /tmp/rpms/\n\
+             RUN /usr/bin/rpm -i --nodeps /tmp/rpms/*.rpm\n\
+             RUN echo 'svc:x:990:990::/var/lib/svc:/sbin/nologin' >> /etc/passwd && \
+             echo 'svc:x:990:' >> /etc/group && mkdir -p /var/lib/svc\n\
+             RUN ostree container finalize\n"
+        ),
+    )
+    .unwrap();
+    let build = env.buildah.bud_file(tag, &file, context.path(), &[]);
+    assert!(build.ok, "the build failed:\n{}", build.log);
+    let log = &build.log;
+    assert!(log.contains("ostree-finalize finalize: PASS"), "{log}");
+    assert!(log_levels(log, "DENY ").is_empty(), "{log}");
+    let mut warns = log_levels(log, "WARN ");
+    warns.sort();
+    assert_eq!(warns, ["no-base-reference", "var-package-file"], "{log}");
+
+    // The image as a tree, linted with no base: what finalize left passes,
+    // with only the no-base warning (the /var content is converted).
+    let (ctr, mnt) = env.buildah.mount(tag);
+    assert!(
+        fs::read_to_string(mnt.join(TMPFILES.trim_start_matches('/')))
+            .unwrap()
+            .contains("d /var/lib/svc 0755 root root -\n")
+    );
+    let rootfs = env.tool(&[
+        "lint",
+        "--rootfs",
+        mnt.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    env.buildah.ok(&["rm", &ctr]);
+    rootfs.expect_code(0);
+    let rootfs = rootfs.json();
+    assert_eq!(
+        rootfs["base"], "none (structural checks only)",
+        "{rootfs:#}"
+    );
+    assert!(at_level(&rootfs, "deny").is_empty(), "{rootfs:#}");
+    let warn: Vec<_> = at_level(&rootfs, "warn")
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(warn, ["no-base-reference"], "{rootfs:#}");
+    assert!(
+        rootfs["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "users-added"
+                && f["message"].as_str().unwrap().starts_with("user svc ")),
+        "{rootfs:#}"
+    );
+
+    // The same image read from its layers, with no --base-image: the same
+    // structural findings.
+    let image = env.push_oci_and_lint(tag, "structural", &[]);
+    image.expect_code(0);
+    let image = image.json();
+    assert_eq!(image["base"], rootfs["base"]);
+    assert_eq!(image["findings"], rootfs["findings"], "{image:#}");
+    env.buildah.ok(&["rmi", unreferenced]);
+}

@@ -709,11 +709,6 @@ fn bad_references_missing_files_and_missing_bases_are_errors() {
             vec!["--image", &format!("oci:{}:nosuchtag", dir.display())],
             "no image tagged \"nosuchtag\"".to_string(),
         ),
-        // No --base, and the image records no base reference.
-        (
-            vec!["--image", &image],
-            "no base reference recorded".to_string(),
-        ),
         (
             vec!["--image", &image, "--base", "/nonexistent/base.json"],
             "/nonexistent/base.json".to_string(),
@@ -723,6 +718,26 @@ fn bad_references_missing_files_and_missing_bases_are_errors() {
         out.expect_code(2);
         assert!(out.stderr.contains(&hint), "{args:?}: {out}");
     }
+    // No --base, and the image records no base reference: not an error,
+    // structural checks only, and the report says add-only was not enforced.
+    let out = lint(&["--image", &image]);
+    let json = out.json();
+    assert_eq!(json["base"], "none (structural checks only)", "{out}");
+    let no_base: Vec<_> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "no-base-reference")
+        .collect();
+    assert_eq!(no_base.len(), 1, "{out}");
+    assert_eq!(no_base[0]["level"], "warn");
+    assert!(
+        no_base[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--base-image REF"),
+        "{out}"
+    );
     // Usage errors are exit 2 too.
     run(&["lint"]).expect_code(2);
     run(&["lint", "--image", &image, "--rootfs", "/"]).expect_code(2);

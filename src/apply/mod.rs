@@ -59,9 +59,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 
-use crate::checks::{self, Resolve};
+use crate::checks;
 use crate::cli::{Format, OutputArgs};
 use crate::commands;
+use crate::policy::Resolve;
 use crate::report::{Report, Verdict};
 use crate::rootfs;
 use plan::TreeView;
@@ -131,7 +132,7 @@ pub fn run(args: &ApplyArgs) -> Result<u8> {
 
     let policy = crate::policy::load(Some(&root), None)?;
     let mut findings = plan.findings;
-    checks::apply_policy(
+    crate::policy::apply(
         &mut findings,
         Resolve {
             allow_overrides: args.allow_overrides,

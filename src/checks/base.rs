@@ -16,6 +16,7 @@ pub const MODIFIED: Check = Check {
     id: "base-modified",
     default_level: Level::Deny,
     overridable: true,
+    needs_base: true,
     summary: "A base path outside /etc and /var changed",
     description: "The content, type, mode, owner, a build-settable xattr \
 (security.capability, user.*) or the symlink target of a path that the base image \
@@ -31,6 +32,7 @@ pub const REMOVED: Check = Check {
     id: "base-removed",
     default_level: Level::Deny,
     overridable: true,
+    needs_base: true,
     summary: "A base path outside /etc and /var is gone",
     description: "A path that the base image ships outside /etc and /var no longer \
 exists (an rm in the build, a package removal, or a whiteout in an image layer). \
@@ -45,6 +47,7 @@ pub const ETC_MODIFIED: Check = Check {
     id: "etc-modified",
     default_level: Level::Info,
     overridable: false,
+    needs_base: true,
     summary: "A base configuration file in /etc changed",
     description: "A file the base ships in /etc was changed or removed. This is \
 allowed: /etc is configuration, merged three ways by ostree at upgrade. It is \

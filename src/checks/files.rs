@@ -9,6 +9,7 @@ pub const SPECIAL: Check = Check {
     id: "special-file",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "A device node, fifo or socket outside the API filesystems",
     description: "ostree commits can hold only regular files, directories and \
 symlinks. A device node, fifo or socket in the image (outside /dev, /proc, /sys and \
@@ -23,6 +24,7 @@ pub const NON_UTF8: Check = Check {
     id: "non-utf8-path",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "A file name or symlink target that is not UTF-8",
     description: "ostree refuses file names and symlink targets that are not valid \
 UTF-8, so the image cannot be committed or deployed. Fix: rename the file (the \

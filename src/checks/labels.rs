@@ -11,6 +11,7 @@ pub const OVERRIDE_UNLABELED: Check = Check {
     id: "override-unlabeled",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: true,
     summary: "The image overrides base content but lacks LABEL ostree.override=true",
     description: "The image changes, replaces or removes base content (or base \
 packages), which is only acceptable as a deliberate, visible decision: the image \
@@ -24,6 +25,7 @@ pub const OVERRIDE_LABEL_UNUSED: Check = Check {
     id: "override-label-unused",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: true,
     summary: "LABEL ostree.override=true is set but nothing overrides the base",
     description: "The image claims to override base content but does not. A stale \
 label hides real overrides added later. Fix: remove the label.",
@@ -34,6 +36,7 @@ pub const NOT_FINALIZED: Check = Check {
     id: "not-finalized",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: false,
     summary: "The image carries no finalize record",
     description: "The image has no /usr/lib/ostree-finalize/record.json, so its \
 build never ran `ostree container finalize` as the last step: /var content, \
@@ -166,7 +169,7 @@ fn not_finalized_message() -> String {
         "the image has no finalize record ({}): its build did not end with `RUN ostree \
          container finalize`, so /var content, users and runtime leftovers were not \
          converted and may be lost at deploy. Add it as the last step of the Containerfile.",
-        crate::record::RECORD
+        crate::manifest::RECORD
     )
 }
 

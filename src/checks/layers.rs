@@ -8,6 +8,7 @@ pub const MALFORMED_LAYER: Check = Check {
     id: "malformed-layer",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "A layer has a member that container runtimes refuse or may read differently",
     description: "A layer's tar has a member that podman, buildah or docker refuse \
 to unpack, or that two runtimes (or two storage drivers) unpack differently: a name \

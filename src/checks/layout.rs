@@ -25,6 +25,7 @@ pub const VAR_CONTENT: Check = Check {
     id: "var-content",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "/var content added by the build, converted to tmpfiles.d",
     description: "ostree never updates /var from an image: it is the machine's own \
 state, seeded once. Content the build put in /var would be missing on every system \
@@ -40,6 +41,7 @@ pub const RELOCATED: Check = Check {
     id: "image-content-relocated",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "Image content installed into /var through a base link, moved into /usr",
     description: "On bases such as Fedora CoreOS, /opt is a symlink to var/opt and /usr/local one to ../var/usrlocal, so an rpm or a COPY into /opt or /usr/local writes into /var, which ostree never updates from an image: a seed-once copy would keep the first version on every existing machine while its rpmdb names the newer one. finalize moves the content into /usr, as rpm-ostree does: each top-level /opt entry to /usr/lib/opt/ENTRY, each entry below /usr/local's standard subdirectories (bin, sbin, lib, lib64, libexec, share, include, etc, src, games) to /usr/lib/usrlocal/SUBDIR/ENTRY (any other top-level /usr/local entry to /usr/lib/usrlocal/ENTRY), and writes a tmpfiles.d `L` line per entry so that the old path resolves to the image's copy. rpm's recorded paths keep resolving and `rpm -V` stays clean. The links are read from the base; on a base whose /opt and /usr/local are real directories nothing moves. Denied when an entry cannot move: its name cannot be written in a tmpfiles.d line (a newline or another control character, bytes that are not UTF-8), its destination already exists in the base, or another tmpfiles.d file already declares its path. Fix for a denial: rename the entry, or install it under /usr directly. lint on an image that was not finalized reports this content as a warning: as the image stands it is stranded in /var.",
 };
@@ -49,6 +51,7 @@ pub const LINK_RESTORED: Check = Check {
     id: "var-link-restored",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "A base link into /var that the build replaced with a directory, restored",
     description: "A common workaround for installing into /opt on Fedora CoreOS-style bases is `rm /opt && mkdir /opt` before the install. ostree's importer turns the directory back into the base's symlink and drops what it held, so the program is missing on the deployed system. finalize restores the base's link (its target read from the base) and relocates the directory's content into /usr as for image-content-relocated, so the add-only rule holds on the result. A base link into /var that the build removed is restored the same way. No fix needed; the workaround can be dropped: installing through the link (`mkdir -p /var/opt && rpm -i ...`) gives the same image.",
 };
@@ -58,6 +61,7 @@ pub const VAR_PACKAGE_FILE: Check = Check {
     id: "var-package-file",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: false,
     summary: "A package owns a file in /var: it is seeded once and never updated",
     description: "A package installed by the build ships a file in /var. finalize keeps it as a tmpfiles.d `C` copy, which is right for state: systemd-tmpfiles copies it onto a machine that lacks it and never overwrites it. So a later image with a newer package never updates it on existing machines, while `rpm -V` reports the difference. Fix: ship content that must follow the image under /usr (for example /usr/share/PACKAGE) and have the program read it there or copy it at start-up; keep in /var only what the machine owns once seeded. Waive the warning for files that are seed data on purpose.",
 };
@@ -67,6 +71,7 @@ pub const RUNTIME_CONTENT: Check = Check {
     id: "runtime-content",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "Runtime-only content and package-manager leftovers, cleaned",
     description: "/run, /tmp, /var/tmp and /var/cache are runtime-only, and dnf/rpm \
 logs, caches, locks and sqlite -shm/-wal files are leftovers of the build. They \
@@ -82,6 +87,7 @@ pub const INJECTED_FILE: Check = Check {
     id: "runtime-injected-file",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "An empty /etc/hostname, /etc/resolv.conf or /etc/hosts left by the build runtime, cleaned",
     description: "Build runtimes (buildah, podman) bind-mount /etc/hostname, /etc/resolv.conf and /etc/hosts into every RUN step, creating empty files under the mounts when the image lacks them; the empty files stay in the image. On a deployed system an empty /etc/hostname or /etc/resolv.conf shadows what systemd and NetworkManager would provide (an empty hostname, no name servers), and as /etc content it is merged into every machine. finalize removes them when they are empty regular files and not mount points (during a RUN step they are the runtime's mounts and are left alone). No fix needed; to ship such a file on purpose, give it content.",
 };
@@ -91,6 +97,7 @@ pub const USERS_ADDED: Check = Check {
     id: "users-added",
     default_level: Level::Info,
     overridable: false,
+    needs_base: false,
     summary: "Users or groups added to /etc/passwd or /etc/group",
     description: "Users added with useradd in a build live only in /etc/passwd, \
 which ostree merges three ways at upgrade: on existing systems they can vanish, \
@@ -119,9 +126,13 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         } else {
             String::new()
         };
+        let how = match input.structural {
+            true => "is in the image's /var and no other tmpfiles.d file declares it",
+            false => "was added to /var by the build",
+        };
         let msg = format!(
-            "{path}{extra} was added to /var by the build; it is recreated at boot by \
-             {GENERATED_TMPFILES} (files are kept in /usr/share/factory/var)"
+            "{path}{extra} {how}; it is recreated at boot by {GENERATED_TMPFILES} (files \
+             are kept in /usr/share/factory/var)"
         );
         out.push(Finding::new(&VAR_CONTENT, Some(path.clone()), msg));
     }
@@ -245,10 +256,15 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         out.push(Finding::new(&INJECTED_FILE, Some(path.clone()), msg));
     }
     for who in &plan.users_added {
-        let msg = format!(
-            "{who} was added by the build; declared in {GENERATED_SYSUSERS} so it exists \
-             on every system"
-        );
+        let how = match input.structural {
+            true => {
+                "is in the image's /etc/passwd or /etc/group and no other sysusers.d file \
+                 declares it"
+            }
+            false => "was added by the build",
+        };
+        let msg =
+            format!("{who} {how}; declared in {GENERATED_SYSUSERS} so it exists on every system");
         out.push(Finding::new(&USERS_ADDED, None, msg));
     }
 }

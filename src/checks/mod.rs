@@ -10,9 +10,10 @@ pub mod labels;
 pub mod layers;
 mod layout;
 mod rpm;
+pub mod structural;
 pub mod structure;
 mod system;
-mod waivers;
+pub mod waivers;
 
 use serde::Serialize;
 
@@ -20,7 +21,6 @@ use crate::diff::Change;
 use crate::layout::Plan;
 use crate::manifest::Manifest;
 use crate::pkgdiff::PackageChanges;
-use crate::policy::{Policy, Setting};
 use crate::rootfs::Tree;
 
 /// How serious a finding is.
@@ -55,6 +55,9 @@ pub struct Check {
     pub default_level: Level,
     /// Whether `--allow-overrides` turns a deny into a recorded warning.
     pub overridable: bool,
+    /// Whether it compares with a base: it does not run in structural mode
+    /// (no base reference), and `no-base-reference` says so.
+    pub needs_base: bool,
     /// One line.
     pub summary: &'static str,
     /// What it checks, why it matters on ostree, how to fix it.
@@ -93,6 +96,7 @@ pub const CHECKS: &[Check] = &[
     layout::VAR_PACKAGE_FILE,
     rpm::PACKAGES_UNKNOWN,
     layers::MALFORMED_LAYER,
+    structural::NO_BASE_REFERENCE,
     structure::KARGS_INVALID,
     structure::ETC_AND_USR_ETC,
     structure::VAR_RUN_NOT_LINK,
@@ -162,21 +166,14 @@ pub struct Input<'a> {
     pub packages: &'a PackageChanges,
     /// The layout rewrite planned for this tree.
     pub plan: &'a Plan,
+    /// No base reference (structural mode): `base` is empty, and the
+    /// checks that need one do not run.
+    pub structural: bool,
 }
 
-/// How levels are resolved: flags and the policy.
-#[derive(Debug, Clone, Copy)]
-pub struct Resolve<'a> {
-    /// `--allow-overrides`: overridable denies become warnings.
-    pub allow_overrides: bool,
-    /// Per-check levels, waivers and package overrides.
-    pub policy: &'a Policy,
-    /// `--skip ID`: checks not run at all.
-    pub skip: &'a [String],
-}
-
-/// Run every check, resolve levels, and sort for byte-stable output.
-pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
+/// Run every check, at its default level (the policy and flags are
+/// applied above, by [`crate::policy::apply`]).
+pub fn run(input: &Input) -> Vec<Finding> {
     let mut out = Vec::new();
     base::check(input, &mut out);
     rpm::check(input, &mut out);
@@ -184,14 +181,17 @@ pub fn run(input: &Input, resolve: Resolve) -> Vec<Finding> {
     layout::check(input, &mut out);
     system::check(input, &mut out);
     structure::check(input.current, &mut out);
-    apply_policy(&mut out, resolve);
-    sort(&mut out);
+    if input.structural {
+        out.retain(|f| lookup(f.check).is_none_or(|c| !c.needs_base));
+        structural::check(&mut out);
+    }
     out
 }
 
-/// The structural checks alone ([`structure`]): what `snapshot` runs on a
-/// base before it records it. Sorted; levels are the defaults.
-pub fn structural(tree: &Tree) -> Vec<Finding> {
+/// The checks of the root's own layout alone ([`structure`]): what
+/// `snapshot` runs on a base before it records it. Sorted; levels are the
+/// defaults.
+pub fn root_layout(tree: &Tree) -> Vec<Finding> {
     let mut out = Vec::new();
     structure::check(tree, &mut out);
     sort(&mut out);
@@ -203,91 +203,6 @@ pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         (a.level, a.check, &a.path, &a.message).cmp(&(b.level, b.check, &b.path, &b.message))
     });
-}
-
-/// Skip, re-level and allow findings as flags and the policy say; report
-/// waivers that matched nothing.
-pub fn apply_policy(out: &mut Vec<Finding>, resolve: Resolve) {
-    let policy = resolve.policy;
-    out.retain(|f| {
-        !resolve.skip.iter().any(|s| s == f.check)
-            && policy.settings.get(f.check) != Some(&Setting::Off)
-    });
-    let mut waiver_used = vec![false; policy.waivers.len()];
-    let mut package_used = vec![false; policy.packages.len()];
-    for f in out.iter_mut() {
-        if let Some(Setting::Level(level)) = policy.settings.get(f.check) {
-            f.level = *level;
-        }
-        let overridable = lookup(f.check).is_some_and(|c| c.overridable);
-        let waiver = policy
-            .waivers
-            .iter()
-            .position(|w| w.matches(f.check, f.path.as_deref()));
-        if let Some(i) = waiver {
-            waiver_used[i] = true;
-        }
-        let package = overridable
-            .then(|| {
-                let nevra = f.package.as_deref()?;
-                policy.packages.iter().position(|r| r.matches_nevra(nevra))
-            })
-            .flatten();
-        if let Some(i) = package {
-            package_used[i] = true;
-        }
-        if f.level != Level::Deny {
-            continue;
-        }
-        let (by, note) = if overridable && resolve.allow_overrides {
-            (
-                "--allow-overrides".to_string(),
-                OVERRIDE_ALLOWED.to_string(),
-            )
-        } else if let Some(w) = waiver.map(|i| &policy.waivers[i]) {
-            (
-                format!("waiver ({})", w.origin),
-                format!("Allowed by the waiver at {}: {}", w.origin, w.reason),
-            )
-        } else if let Some(r) = package.map(|i| &policy.packages[i]) {
-            (
-                format!("package override {} ({})", r.pattern, r.origin),
-                format!(
-                    "Allowed by the package override for {} at {}: {}. The image must carry \
-                     LABEL ostree.override=true.",
-                    r.pattern, r.origin, r.reason
-                ),
-            )
-        } else {
-            if overridable {
-                f.message = format!("{} {OVERRIDE_FIX}", f.message);
-            }
-            continue;
-        };
-        f.level = Level::Warn;
-        f.allowed_by = Some(by);
-        f.message = format!("{} {note}", f.message);
-    }
-    for (w, used) in policy.waivers.iter().zip(&waiver_used) {
-        if !used {
-            let msg = format!(
-                "the waiver for {} on {} at {} matched nothing; remove it",
-                w.check,
-                w.patterns.join(", "),
-                w.origin
-            );
-            out.push(Finding::new(&waivers::UNUSED_WAIVER, None, msg));
-        }
-    }
-    for (r, used) in policy.packages.iter().zip(&package_used) {
-        if !used {
-            let msg = format!(
-                "the package override for {} at {} matched nothing; remove it",
-                r.pattern, r.origin
-            );
-            out.push(Finding::new(&waivers::UNUSED_WAIVER, None, msg));
-        }
-    }
 }
 
 #[cfg(test)]

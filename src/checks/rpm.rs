@@ -7,6 +7,7 @@ pub const BASE_CHANGED: Check = Check {
     id: "rpm-base-changed",
     default_level: Level::Deny,
     overridable: true,
+    needs_base: true,
     summary: "A base package was upgraded, downgraded, removed or replaced",
     description: "The rpm database shows that a package of the base image is no \
 longer the one the base shipped: `rpm -Uvh`/`dnf upgrade` (upgraded), an older \
@@ -22,6 +23,7 @@ pub const PACKAGES_UNKNOWN: Check = Check {
     id: "base-packages-unknown",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: true,
     summary: "The base's package set could not be established",
     description: "The base is an ostree commit whose rpm database the build wrote in \
 place: the image keeps its base files as hardlinks into /sysroot/ostree/repo, and a \

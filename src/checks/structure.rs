@@ -28,6 +28,7 @@ pub const KARGS_INVALID: Check = Check {
     id: "kargs-invalid",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "/usr/lib/bootc/kargs.d is not a directory of valid TOML kargs files",
     description: "bootc reads the kernel arguments an image asks for from the `*.toml` \
 files in /usr/lib/bootc/kargs.d, at install and at every upgrade. Each must be TOML \
@@ -47,6 +48,7 @@ pub const ETC_AND_USR_ETC: Check = Check {
     id: "etc-and-usr-etc",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "Both /etc and /usr/etc exist",
     description: "ostree keeps the image's default configuration in /usr/etc on a \
 deployed system and merges it into /etc; its container import moves the image's /etc \
@@ -61,6 +63,7 @@ pub const VAR_RUN_NOT_LINK: Check = Check {
     id: "var-run-not-link",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "/var/run is not a symlink to ../run",
     description: "/var/run is a compatibility name for /run, which is a tmpfs at \
 runtime: systemd-tmpfiles makes it the link `/var/run -> ../run`. A real directory \
@@ -77,6 +80,7 @@ pub const API_DIR_MISSING: Check = Check {
     id: "api-dir-missing",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "An API directory (/dev, /proc, /sys, /run, /tmp, /var) is missing or not a directory",
     description: "systemd mounts the API filesystems (/dev, /proc, /sys, /run, /tmp) \
 on these directories at boot, and ostree binds the machine's state onto /var: none of \
@@ -91,6 +95,7 @@ pub const OSTREE_ROOT_LAYOUT: Check = Check {
     id: "ostree-root-layout",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "/sysroot is missing, or /ostree is not the link sysroot/ostree",
     description: "On a deployed ostree system the physical root is mounted on \
 /sysroot, and /ostree is the relative link `sysroot/ostree` through which ostree and \
@@ -106,6 +111,7 @@ pub const COMPOSEFS_DISABLED: Check = Check {
     id: "composefs-disabled",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: false,
     summary: "composefs is not enabled in /usr/lib/ostree/prepare-root.conf",
     description: "ostree-prepare-root, in the initramfs, mounts the deployment as \
 composefs when its configuration says so: the read-only /usr is then verified \

@@ -14,6 +14,7 @@ pub const KERNEL_INITRAMFS: Check = Check {
     id: "kernel-initramfs",
     default_level: Level::Deny,
     overridable: false,
+    needs_base: false,
     summary: "A kernel without a matching initramfs, or more than one kernel",
     description: "ostree boots the kernel in /usr/lib/modules/VERSION/vmlinuz with \
 the initramfs beside it (initramfs.img), and it is in that initramfs that \
@@ -32,6 +33,7 @@ pub const BOOT_NONEMPTY: Check = Check {
     id: "boot-nonempty",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: false,
     summary: "Content in /boot",
     description: "On ostree systems /boot is managed by ostree itself from \
 /usr/lib/modules; files a build puts in /boot never reach a deployed system. Fix: \
@@ -43,6 +45,7 @@ pub const SETUID_ADDED: Check = Check {
     id: "setuid-added",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: true,
     summary: "A file with the setuid or setgid bit was added",
     description: "A setuid or setgid program runs with its owner's privileges: \
 every one added to an OS image widens its attack surface. Fix: prefer file \
@@ -54,6 +57,7 @@ pub const WORLD_WRITABLE: Check = Check {
     id: "world-writable",
     default_level: Level::Warn,
     overridable: false,
+    needs_base: true,
     summary: "A world-writable file or directory (without sticky bit) was added",
     description: "Any user can modify a world-writable file, and can replace files \
 in a world-writable directory that lacks the sticky bit. Fix: chmod o-w, or set \

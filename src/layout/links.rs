@@ -82,8 +82,13 @@ impl Links {
     /// followed (a base has none worth following, and it keeps the map
     /// finite).
     pub fn from_base(base: &Manifest) -> Links {
-        let mut links: Vec<Link> = base
-            .entries
+        Links::from_entries(&base.entries)
+    }
+
+    /// As [`Links::from_base`], from any list of entries: the tree's own,
+    /// in structural mode (no base).
+    pub fn from_entries(entries: &[crate::manifest::Entry]) -> Links {
+        let mut links: Vec<Link> = entries
             .iter()
             .filter(|e| e.kind == Kind::Symlink)
             .filter_map(|e| {

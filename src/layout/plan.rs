@@ -50,6 +50,9 @@ pub struct PlanInput<'a> {
     pub keep_logs: &'a globset::GlobSet,
     /// The tree's packages, for the files in /var they own.
     pub packages: &'a [crate::rpmdb::Package],
+    /// No base (structural mode): `base` is empty, and the links into /var
+    /// are the tree's own.
+    pub structural: bool,
 }
 
 /// Where the build's logs go; files it wrote there are cleaned.
@@ -118,7 +121,10 @@ pub fn plan(input: &PlanInput) -> Plan {
     // Image content that reached /var through a base link: move it into
     // /usr (see `relocate`).
     let names = user_names(input.tree);
-    let links = Links::from_base(input.base);
+    let links = match input.structural {
+        true => Links::from_entries(&input.tree.entries),
+        false => Links::from_base(input.base),
+    };
     let declared = declared_tmpfiles(input.tree, &links);
     let moved = relocate::plan(input.tree, input.base, &links, &names, &declared);
 
@@ -152,6 +158,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
         };
         let Some(raw) = decode(&e.path) else { continue };
+        // Another tmpfiles.d file declares it (under any of its names):
+        // it is systemd's to create, not ours to convert.
+        if declared.contains(&links.canonical_bytes(&raw)) {
+            continue;
+        }
         let line = match e.kind {
             Kind::Dir => Line::Dir {
                 path: raw,

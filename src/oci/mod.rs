@@ -17,7 +17,7 @@
 //!    [`Contents::malformed`]); [`merge`] applies the rest, whiteouts and
 //!    opaque directories included, to an in-memory tree of metadata.
 //! 4. [`Image::read`] turns the merged tree into an
-//!    [`crate::engine::Target`] (the same walk rules: the tool's state
+//!    [`crate::target::Target`] (the same walk rules: the tool's state
 //!    directory skipped, rpm database directories not entered, API
 //!    filesystems never recorded) and reads its rpm database ([`imagedb`])
 //!    from the few files kept in a private [`spool`].
@@ -45,10 +45,10 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use crate::engine::Target;
 use crate::manifest::{self, Kind};
 use crate::path::{is_beneath, is_within};
 use crate::rootfs::{NEVER_SCANNED, Tree};
+use crate::target::Target;
 use merge::Merged;
 use reference::{Reference, Transport};
 use source::Source;
@@ -56,7 +56,7 @@ use spool::Spool;
 use stream::LayerStream;
 
 /// Where `finalize` records what it did, inside the image.
-pub const RECORD: &str = crate::record::RECORD;
+pub const RECORD: &str = crate::manifest::RECORD;
 
 /// How layers are read.
 #[derive(Debug, Clone, Copy)]

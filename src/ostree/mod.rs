@@ -40,9 +40,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use cap_std::fs::Dir;
 
-use crate::engine::Target;
 use crate::manifest::Manifest;
-use crate::rootfs::{Tree, WalkOptions};
+use crate::rootfs::WalkOptions;
 use crate::rpmdb::{self, Backend, RpmDb};
 pub use objects::Checksum;
 use repo::Repo;
@@ -148,6 +147,8 @@ pub fn open_repo(dir: Dir, name: &str) -> Result<Repo> {
 
 /// The repository at [`SYSROOT_REPO`] in the root, when there is one
 /// holding exactly one commit (an ostree-based image's own): its commit.
+/// None when there is no repository or it holds no commit; more than one
+/// commit is an error (which is the base is ambiguous).
 pub fn detect(root: &Dir) -> Result<Option<(Repo, Checksum)>> {
     let Some(rel) = rpmdb::find::resolve(root, Path::new(&SYSROOT_REPO[1..]))? else {
         return Ok(None);
@@ -164,7 +165,13 @@ pub fn detect(root: &Dir) -> Result<Option<(Repo, Checksum)>> {
     let commits = repo.commits()?;
     match commits.as_slice() {
         [one] => Ok(Some((repo, *one))),
-        _ => Ok(None),
+        [] => Ok(None),
+        many => bail!(
+            "{SYSROOT_REPO} in the root holds {} commits, so which one is the base is \
+             ambiguous; name it with --base ostree:ROOT{SYSROOT_REPO}:REF (or run \
+             `ostree-finalize snapshot` on the pristine base and pass --base FILE)",
+            many.len()
+        ),
     }
 }
 
@@ -260,15 +267,7 @@ impl CommitBase {
             ),
             None => committed_packages(repo, &self, current)?,
         };
-        let mut manifest = crate::snapshot::manifest_from(Target {
-            tree: Tree {
-                entries: self.entries,
-                ..Tree::default()
-            },
-            rpmdb,
-            etc_in_usr: false,
-            in_place: Vec::new(),
-        });
+        let mut manifest = Manifest::record(self.entries, rpmdb);
         manifest.packages_unknown = unknown;
         let origin = format!(
             "{} (commit {}; {from})",

@@ -61,6 +61,12 @@ pub struct BaseFiles {
     pub missing: HashSet<Checksum>,
 }
 
+impl crate::rootfs::HashPrefix for BaseFiles {
+    fn prefix(&self, path: &str) -> Option<&[u8]> {
+        self.get(path).map(|b| b.header.bytes())
+    }
+}
+
 impl BaseFiles {
     /// The base file at `path` (as the walk names it). A tree that keeps
     /// `/etc` at `/usr/etc` finds the base's `/etc` files there too.
