@@ -1350,3 +1350,167 @@ fn bootc_lint_scenarios_against_ours() {
         failures.join("\n")
     );
 }
+
+/// A base that breaks the root-layout rules: no /sysroot, /var/run a
+/// directory, /usr/etc beside /etc.
+fn break_base(tree: &BaseTree) {
+    fs::remove_dir_all(tree.path("/sysroot")).unwrap();
+    let var_run = tree.path("/var/run");
+    if fs::symlink_metadata(&var_run).is_ok() {
+        fs::remove_file(&var_run).unwrap();
+    }
+    fs::create_dir_all(tree.path("/var/run/daemon")).unwrap();
+    fs::create_dir_all(tree.path("/usr/etc")).unwrap();
+    fs::write(tree.path("/usr/etc/stale.conf"), "x=1\n").unwrap();
+}
+
+#[test]
+fn snapshot_refuses_a_broken_base_and_force_records_it_with_a_warning() {
+    for layout in Layout::ALL {
+        let tree = base_tree_of(layout);
+        break_base(&tree);
+        let root = tree.root().to_str().unwrap();
+        let before = tree_digest(tree.root());
+        let out = run(&["snapshot", "--root", root]);
+        out.expect_code(1);
+        for id in ["ostree-root-layout", "var-run-not-link", "etc-and-usr-etc"] {
+            assert!(
+                out.stderr.contains(&format!("deny {id}: ")),
+                "{layout:?} {id}:\n{out}"
+            );
+        }
+        assert!(out.stderr.contains("nothing was recorded"), "{out}");
+        assert!(out.stderr.contains("--force"), "{out}");
+        assert_eq!(
+            before,
+            tree_digest(tree.root()),
+            "{layout:?}: the tree changed"
+        );
+        assert!(!tree.path("/usr/lib/ostree-finalize/base.json").exists());
+
+        // --output FILE: not written either.
+        let elsewhere = scratch_dir("bootc-out-");
+        let file = elsewhere.path().join("base.json");
+        let out = run(&[
+            "snapshot",
+            "--root",
+            root,
+            "--output",
+            file.to_str().unwrap(),
+        ]);
+        out.expect_code(1);
+        assert!(!file.exists(), "{layout:?}: {} was written", file.display());
+
+        // --force records it, saying so.
+        let out = run(&["snapshot", "--root", root, "--force"]);
+        out.expect_code(0);
+        assert!(out.stderr.contains("warning: recording"), "{out}");
+        assert!(out.stderr.contains("deny ostree-root-layout: "), "{out}");
+        let recorded: Value = serde_json::from_slice(
+            &fs::read(tree.path("/usr/lib/ostree-finalize/base.json")).unwrap(),
+        )
+        .unwrap();
+        let paths: Vec<&str> = recorded["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap())
+            .collect();
+        assert!(paths.contains(&"/var/run/daemon"), "{layout:?}");
+    }
+}
+
+#[test]
+fn a_derived_build_that_removes_sysroot_or_relinks_ostree_fails() {
+    type Break = fn(&BaseTree);
+    let cases: [(&str, Break); 3] = [
+        ("/sysroot", |t| {
+            fs::remove_dir_all(t.path("/sysroot")).unwrap()
+        }),
+        ("/ostree", |t| {
+            fs::remove_file(t.path("/ostree")).unwrap();
+            symlink("/sysroot/ostree", t.path("/ostree")).unwrap();
+        }),
+        ("/ostree", |t| fs::remove_file(t.path("/ostree")).unwrap()),
+    ];
+    for layout in Layout::ALL {
+        for (path, breaks) in cases {
+            let tree = snapshotted_of(layout);
+            breaks(&tree);
+            let before = tree_digest(tree.root());
+            let out = finalize(&tree, &[]);
+            out.expect_code(1);
+            let json = out.json();
+            let f = finding(&json, "ostree-root-layout", path);
+            assert_eq!(f["level"], "deny", "{layout:?} {path}");
+            assert_eq!(before, tree_digest(tree.root()), "{layout:?} {path}");
+            // --allow-overrides does not help: the root would not work.
+            finalize(&tree, &["--allow-overrides"]).expect_code(1);
+        }
+    }
+}
+
+#[test]
+fn empty_injected_files_are_cleaned_but_never_when_they_are_mount_points() {
+    let tree = snapshotted();
+    for f in ["/etc/hostname", "/etc/resolv.conf", "/etc/hosts"] {
+        fs::write(tree.path(f), "").unwrap();
+    }
+    // As in a buildah RUN step: /etc/resolv.conf is the runtime's bind mount.
+    let host = scratch_dir("bootc-host-");
+    fs::write(host.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+    let script = format!(
+        "mount --bind {h}/resolv.conf {r}/etc/resolv.conf && {bin} finalize --root {r} --format json",
+        h = host.path().display(),
+        r = tree.root().display(),
+        bin = bin().display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_matches_schema(&json);
+    let cleaned: Vec<&str> = findings(&json, "runtime-injected-file")
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(cleaned, ["/etc/hostname", "/etc/hosts"]);
+    assert_eq!(
+        json["skipped_mounts"],
+        serde_json::json!(["/etc/resolv.conf"])
+    );
+    assert!(!tree.path("/etc/hostname").exists());
+    assert!(!tree.path("/etc/hosts").exists());
+    // The mount point was left alone: the file under it is still there,
+    // the host's file untouched.
+    assert!(tree.path("/etc/resolv.conf").exists());
+    assert_eq!(
+        fs::read_to_string(host.path().join("resolv.conf")).unwrap(),
+        "nameserver 192.0.2.53\n"
+    );
+
+    // Outside the build (no mount): the empty file is cleaned too, and the
+    // result lints clean.
+    let out = finalize(&tree, &[]);
+    out.expect_code(0);
+    let json = out.json();
+    finding(&json, "runtime-injected-file", "/etc/resolv.conf");
+    assert!(!tree.path("/etc/resolv.conf").exists());
+    let out = run(&[
+        "lint",
+        "--format",
+        "json",
+        "--rootfs",
+        tree.root().to_str().unwrap(),
+    ]);
+    out.expect_code(0);
+    assert!(findings(&out.json(), "runtime-injected-file").is_empty());
+}
