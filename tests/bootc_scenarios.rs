@@ -1514,3 +1514,60 @@ fn empty_injected_files_are_cleaned_but_never_when_they_are_mount_points() {
     out.expect_code(0);
     assert!(findings(&out.json(), "runtime-injected-file").is_empty());
 }
+
+/// An OS image's one layer: what a root must contain, nothing more.
+fn os_layer() -> common::oci::Layer {
+    let mut l = common::oci::Layer::new();
+    for d in ["dev", "proc", "sys", "run", "tmp", "var", "sysroot", "usr"] {
+        l = l.dir(d, 0o755);
+    }
+    l.symlink("ostree", "sysroot/ostree")
+        .dir("usr/lib", 0o755)
+        .file("usr/lib/os-release", "ID=scenario\n", 0o644)
+        .dir("usr/lib/ostree", 0o755)
+        .file(
+            "usr/lib/ostree/prepare-root.conf",
+            "[composefs]\nenabled = yes\n",
+            0o644,
+        )
+}
+
+#[test]
+fn lint_image_sees_a_layer_that_drops_sysroot_or_relinks_ostree() {
+    use common::oci::*;
+    let t = scratch_dir("bootc-oci-");
+    let dir = t.path().join("oci");
+    let base = os_layer().tar();
+    add_oci_image(&dir, "base", &[&base], Z::Plain, &[]);
+    let image = |tag: &str| format!("oci:{}:{tag}", dir.display());
+    // The base itself passes, with its base and with none.
+    for extra in [&["--base-image", &image("base")][..], &[]] {
+        let mut args = vec!["--image".to_string(), image("base")];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = common::oci::lint(&args);
+        out.expect_code(0);
+        let json = out.json();
+        for check in ["ostree-root-layout", "api-dir-missing", "composefs-disabled"] {
+            assert!(findings(&json, check).is_empty(), "{check}:\n{out}");
+        }
+    }
+    let tops = [
+        ("no-sysroot", Layer::new().finalized().marker(".wh.sysroot"), "/sysroot"),
+        (
+            "ostree-relinked",
+            Layer::new()
+                .finalized()
+                .marker(".wh.ostree")
+                .symlink("ostree", "/sysroot/ostree"),
+            "/ostree",
+        ),
+    ];
+    for (tag, top, path) in tops {
+        add_oci_image(&dir, tag, &[&base, &top.tar()], Z::Plain, &[]);
+        let out = common::oci::lint(&["--image", &image(tag), "--base-image", &image("base")]);
+        out.expect_code(1);
+        let json = out.json();
+        assert_eq!(finding(&json, "ostree-root-layout", path)["level"], "deny", "{out}");
+    }
+}
