@@ -60,9 +60,8 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 
 use crate::checks;
-use crate::cli::{Format, OutputArgs};
-use crate::commands;
 use crate::policy::Resolve;
+use crate::report::emit::{self, Format, OutputArgs};
 use crate::report::{Report, Verdict};
 use crate::rootfs;
 use plan::TreeView;
@@ -165,8 +164,8 @@ pub fn run(args: &ApplyArgs) -> Result<u8> {
     } else {
         eprint!("{summary}");
     }
-    commands::emit_report(&report, &args.output)?;
-    Ok(commands::exit_code(&report))
+    emit::emit_report(&report, &args.output)?;
+    Ok(emit::exit_code(&report))
 }
 
 /// What was (or would be) written, one line per write.

@@ -1,5 +1,6 @@
 //! One report model, several renderers. Only renderers print.
 
+pub mod emit;
 mod human;
 mod json;
 mod sarif;
@@ -10,6 +11,7 @@ use crate::checks::{Finding, Level};
 use crate::layout::Plan;
 use crate::pkgdiff::PackageChanges;
 
+pub use emit::{Format, OutputArgs};
 pub use human::{HumanOptions, render as render_human};
 pub use json::render as render_json;
 pub use sarif::{render as render_sarif, sarif_level};
