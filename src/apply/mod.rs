@@ -15,7 +15,7 @@
 //!    filesystems, LUKS, kernel arguments, passwords, unknown fields — is
 //!    refused with exit 2, naming the field (a JSON pointer or a YAML
 //!    path). Nothing is silently ignored.
-//! 2. [`plan`] (pure, over a [`plan::TreeView`]) decides every write for
+//! 2. [`plan`] (pure, over a [`tree::TreeView`]) decides every write for
 //!    the whole config, with [`users`] (sysusers.d, homes, SSH keys) and
 //!    [`units`] (unit files, `systemctl enable`/`mask` symlinks). Entries
 //!    that would replace or change base content outside /etc become
@@ -30,10 +30,10 @@
 //!
 //! `/var` is machine state that ostree never updates from an image, so
 //! `apply` never writes there: `/var` entries become lines of
-//! [`plan::GENERATED_TMPFILES`] (regular files preserved under
+//! [`tree::GENERATED_TMPFILES`] (regular files preserved under
 //! /usr/share/factory for `C` lines, as `finalize` does), and reach the
 //! machine at boot through systemd-tmpfiles. Users and groups go to
-//! [`plan::GENERATED_SYSUSERS`]; SSH keys go where Ignition puts them (see
+//! [`tree::GENERATED_SYSUSERS`]; SSH keys go where Ignition puts them (see
 //! [`users`]). Running `apply` again merges into both files, so several
 //! configs can be applied in turn, and the same config twice changes
 //! nothing — except an `append` to an existing file given no contents,
@@ -50,6 +50,7 @@ pub mod config;
 pub mod ignition;
 pub mod plan;
 pub mod resource;
+pub mod tree;
 pub mod units;
 pub mod users;
 pub mod write;
@@ -64,8 +65,8 @@ use crate::cli::{Format, OutputArgs};
 use crate::commands;
 use crate::report::{Report, Verdict};
 use crate::rootfs;
-use plan::TreeView;
 use resource::Local;
+use tree::TreeView;
 
 /// Flags of `apply`.
 #[derive(Debug, Args)]

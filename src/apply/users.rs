@@ -23,7 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::Result;
 
 use super::config::{Config, Directory, File, Owner};
-use super::plan::{GENERATED_SYSUSERS, Id, Planner, TreeView};
+use super::plan::{Id, Planner};
+use super::tree::{GENERATED_SYSUSERS, TreeView};
 use crate::layout::sysusers::{self, Group as PwGroup, User as PwUser, quote};
 use crate::manifest::Kind;
 
@@ -765,7 +766,8 @@ mod tests {
     use super::*;
     use crate::apply::config::{Group, Loc, Style, User};
     use crate::apply::plan::tests::Mem;
-    use crate::apply::plan::{GENERATED_TMPFILES, Op, plan};
+    use crate::apply::plan::{Op, plan};
+    use crate::apply::tree::GENERATED_TMPFILES;
 
     fn user(name: &str) -> User {
         User {
