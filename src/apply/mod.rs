@@ -52,6 +52,7 @@ pub mod plan;
 pub mod resource;
 pub mod tree;
 pub mod units;
+pub mod userdb;
 pub mod users;
 pub mod write;
 

@@ -29,6 +29,7 @@ use sha2::Digest;
 
 use super::config::{Config, Directory, File, Link, Loc, Owner, Problems};
 use super::tree::{GENERATED_SYSUSERS, GENERATED_TMPFILES, Node, TreeView};
+use super::userdb::{Db, Id, line_key};
 use crate::checks::{self, Finding};
 use crate::layout::FACTORY;
 use crate::layout::tmpfiles::{self, Line};
@@ -143,15 +144,6 @@ pub(super) struct Planned {
     content: Option<Vec<u8>>,
 }
 
-/// An id known now, or one that sysusers allocates at boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Id {
-    /// Known at build time.
-    Known(u32),
-    /// Allocated at boot; only the name is known.
-    Deferred,
-}
-
 /// A resolved owner: ids (when known) and names (for tmpfiles.d lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Who {
@@ -222,7 +214,7 @@ pub(super) struct Planner<'a> {
     pub(super) p: Problems,
     tmp: BTreeMap<(Vec<u8>, u8), (Loc, TmpLine)>,
     pub(super) sysusers: BTreeMap<(u8, String, String), String>,
-    pub(super) db: super::users::Db,
+    pub(super) db: Db,
 }
 
 /// Plan a whole config. `Err` lists every problem (exit 2); findings are
@@ -233,7 +225,7 @@ pub fn plan(
     base: Option<&Manifest>,
     origin: &str,
 ) -> Result<Plan> {
-    let db = super::users::Db::load(view)?;
+    let db = Db::load(view)?;
     let mut pl = Planner {
         view,
         base,
@@ -1130,7 +1122,7 @@ impl<'a> Planner<'a> {
         if !self.sysusers.is_empty() {
             let mut lines: BTreeMap<(u8, String, String), String> = BTreeMap::new();
             for line in self.existing_text(GENERATED_SYSUSERS)?.lines() {
-                if let Some(key) = super::users::line_key(line) {
+                if let Some(key) = line_key(line) {
                     lines.insert(key, line.to_string());
                 }
             }
