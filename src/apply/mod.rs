@@ -16,13 +16,20 @@
 //!    refused with exit 2, naming the field (a JSON pointer or a YAML
 //!    path). Nothing is silently ignored.
 //! 2. [`plan`] (pure, over a [`tree::TreeView`]) decides every write for
-//!    the whole config, with [`users`] (sysusers.d, homes, SSH keys) and
-//!    [`units`] (unit files, `systemctl enable`/`mask` symlinks). Entries
-//!    that would replace or change base content outside /etc become
-//!    `base-modified` findings, judged by the normal policy:
-//!    `--allow-overrides` turns them into recorded warnings.
+//!    the whole config, with [`users`] (sysusers.d, homes, SSH keys,
+//!    against the tree's user database in [`userdb`]) and [`units`] (unit
+//!    files, `systemctl enable`/`mask` symlinks). Each write is put to the
+//!    add-only rules of [`decide`]: entries that would replace or change
+//!    base content outside /etc become `base-modified` findings, judged by
+//!    the normal policy: `--allow-overrides` turns them into recorded
+//!    warnings.
 //! 3. Only when the verdict passes (and not with `--dry-run`) does
 //!    [`write`](mod@write) carry the plan out, no-follow, by temp file and rename.
+//!
+//! Dependencies inside `apply` point one way: [`users`] and [`units`]
+//! extend the planner of [`plan`], which asks [`decide`] and [`userdb`];
+//! [`write`](mod@write) carries out [`plan::Op`]s; all of them read the
+//! tree through [`tree`], and the readers share the model of [`config`].
 //!
 //! Base content is what the base reference in the tree says (written by
 //! `ostree-finalize snapshot`); without one, every existing path outside
@@ -47,6 +54,7 @@
 
 pub mod butane;
 pub mod config;
+pub mod decide;
 pub mod ignition;
 pub mod plan;
 pub mod resource;
