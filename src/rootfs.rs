@@ -269,15 +269,19 @@ impl Walker<'_> {
                     out = out.append(self.walk_dir(&sub, &entry.path)?);
                 }
             }
-            Kind::File if !self.opts.read_files => {
-                if self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size) {
-                    let fd = open_child(parent, name, OFlags::empty())
-                        .with_context(|| format!("{}: cannot open", entry.path))?;
-                    let (_, text) = hash_file(fd, &st, true, &[])
-                        .with_context(|| format!("{}: cannot read", entry.path))?;
-                    entry.text = text;
-                }
+            // Not reading files: only those whose text is kept are opened.
+            Kind::File
+                if !self.opts.read_files
+                    && self.opts.keep_text
+                    && crate::zones::text_kept(&entry.path, entry.size) =>
+            {
+                let fd = open_child(parent, name, OFlags::empty())
+                    .with_context(|| format!("{}: cannot open", entry.path))?;
+                let (_, text) = hash_file(fd, &st, true, &[])
+                    .with_context(|| format!("{}: cannot read", entry.path))?;
+                entry.text = text;
             }
+            Kind::File if !self.opts.read_files => {}
             Kind::File => {
                 let fd = open_child(parent, name, OFlags::empty())
                     .with_context(|| format!("{}: cannot open", entry.path))?;
