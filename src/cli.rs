@@ -20,6 +20,13 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0, for code-scanning tools.
     Sarif,
+    /// A Markdown summary for pull-request comments and
+    /// $GITHUB_STEP_SUMMARY: verdict, counts, base, one table per check,
+    /// package changes.
+    Markdown,
+    /// GitHub Actions workflow commands (::error/::warning/::notice), one
+    /// per finding, so findings show as annotations; then the verdict.
+    Github,
 }
 
 /// Formats of the check registry.
@@ -134,8 +141,12 @@ pub struct OutputArgs {
     /// Also write a SARIF 2.1.0 report to FILE (for code-scanning tools).
     #[arg(long, value_name = "FILE")]
     pub report_sarif: Option<PathBuf>,
-    /// Show every item of every check (human format). Default: at most 10
-    /// per check, then "…and N more".
+    /// Also write the Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY",
+    /// which it then replaces; append with `--format markdown >>` instead).
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+    /// Show every item of every check (human and Markdown formats).
+    /// Default: at most 10 per check, then "…and N more".
     #[arg(long)]
     pub no_truncate: bool,
 }

@@ -11,7 +11,7 @@ use crate::engine::{self, EvalOptions, Target};
 use crate::layout;
 use crate::manifest;
 use crate::record::{RECORD, Record};
-use crate::report::{self, HumanOptions, Report, Verdict};
+use crate::report::{self, HumanOptions, MarkdownOptions, Report, Verdict};
 use crate::rootfs;
 
 /// Exit code: passed.
@@ -149,14 +149,27 @@ pub fn emit_report(report: &Report, output: &OutputArgs) -> Result<()> {
     if let Some(file) = &output.report_sarif {
         rootfs::write_ambient_file(file, report::render_sarif(report).as_bytes())?;
     }
+    let max_items = (!output.no_truncate).then_some(10);
+    let markdown = || {
+        report::render_markdown(
+            report,
+            MarkdownOptions {
+                max_rows: max_items,
+            },
+        )
+    };
+    if let Some(file) = &output.report_markdown {
+        rootfs::write_ambient_file(file, markdown().as_bytes())?;
+    }
     let text = match output.format {
         Format::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let max_items = (!output.no_truncate).then_some(10);
             report::render_human(report, HumanOptions { color, max_items })
         }
         Format::Json => report::render_json(report),
         Format::Sarif => report::render_sarif(report),
+        Format::Markdown => markdown(),
+        Format::Github => report::render_github(report),
     };
     emit(&text)
 }

@@ -1,7 +1,9 @@
 //! One report model, several renderers. Only renderers print.
 
+mod github;
 mod human;
 mod json;
+mod markdown;
 mod sarif;
 
 use serde::Serialize;
@@ -10,8 +12,10 @@ use crate::checks::{Finding, Level};
 use crate::layout::Plan;
 use crate::pkgdiff::PackageChanges;
 
+pub use github::render as render_github;
 pub use human::{HumanOptions, render as render_human};
 pub use json::render as render_json;
+pub use markdown::{MarkdownOptions, render as render_markdown};
 pub use sarif::{render as render_sarif, sarif_level};
 
 /// Version of the JSON report shape.
