@@ -1,4 +1,6 @@
-//! One report model, several renderers. Only renderers print.
+//! One report model, several renderers: human (build logs), JSON, SARIF
+//! (code scanning), Markdown (pull-request comments, step summaries) and
+//! GitHub workflow commands (annotations). Only renderers print.
 
 mod github;
 mod human;
