@@ -27,6 +27,13 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0, for code-scanning tools.
     Sarif,
+    /// A Markdown summary for pull-request comments and
+    /// $GITHUB_STEP_SUMMARY: verdict, counts, base, one table per check,
+    /// package changes.
+    Markdown,
+    /// GitHub Actions workflow commands (::error/::warning/::notice), one
+    /// per finding, so findings show as annotations; then the verdict.
+    Github,
 }
 
 /// Where and how the report is written: shared by `finalize`, `diff` and `lint`.
@@ -41,8 +48,12 @@ pub struct OutputArgs {
     /// Also write a SARIF 2.1.0 report to FILE (for code-scanning tools).
     #[arg(long, value_name = "FILE")]
     pub report_sarif: Option<PathBuf>,
-    /// Show every item of every check (human format). Default: at most 10
-    /// per check, then "…and N more".
+    /// Also write the Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY",
+    /// which it then replaces; append with `--format markdown >>` instead).
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
+    /// Show every item of every check (human and Markdown formats).
+    /// Default: at most 10 per check, then "…and N more".
     #[arg(long)]
     pub no_truncate: bool,
 }
@@ -63,14 +74,27 @@ pub fn emit_report(report: &Report, output: &OutputArgs) -> Result<()> {
     if let Some(file) = &output.report_sarif {
         rootfs::write_ambient_file(file, super::render_sarif(report).as_bytes())?;
     }
+    let max_items = (!output.no_truncate).then_some(10);
+    let markdown = || {
+        super::render_markdown(
+            report,
+            super::MarkdownOptions {
+                max_rows: max_items,
+            },
+        )
+    };
+    if let Some(file) = &output.report_markdown {
+        rootfs::write_ambient_file(file, markdown().as_bytes())?;
+    }
     let text = match output.format {
         Format::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let max_items = (!output.no_truncate).then_some(10);
             super::render_human(report, super::HumanOptions { color, max_items })
         }
         Format::Json => super::render_json(report),
         Format::Sarif => super::render_sarif(report),
+        Format::Markdown => markdown(),
+        Format::Github => super::render_github(report),
     };
     emit(&text)
 }
