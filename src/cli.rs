@@ -10,17 +10,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Format {
-    /// For people and build logs.
-    #[default]
-    Human,
-    /// One JSON object with a top-level "version" (see README).
-    Json,
-    /// SARIF 2.1.0, for code-scanning tools.
-    Sarif,
-}
+pub use crate::policy::RuleArgs;
+pub use crate::report::{Format, OutputArgs};
 
 /// Formats of the check registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,43 +97,6 @@ pub struct CheckArgs {
     /// Output flags.
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// Flags that decide the verdict: shared by `finalize`, `diff` and `lint`.
-#[derive(Debug, Args, Default)]
-pub struct RuleArgs {
-    /// Allow deliberate changes to base content: they become recorded
-    /// warnings. The image must then carry LABEL ostree.override=true.
-    #[arg(long)]
-    pub allow_overrides: bool,
-    /// The policy file (YAML). Default: /etc/ostree-finalize/policy.yaml in
-    /// the tree, else /usr/lib/ostree-finalize/policy.yaml, else none.
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// Do not run this check (repeatable). See `list-checks`.
-    #[arg(long, value_name = "ID")]
-    pub skip: Vec<String>,
-    /// Fail (exit 1) on warnings too.
-    #[arg(long)]
-    pub fatal_warnings: bool,
-}
-
-/// Where and how the report is written: shared by `finalize`, `diff` and `lint`.
-#[derive(Debug, Args, Default)]
-pub struct OutputArgs {
-    /// Output format on stdout. Default: human.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-    /// Also write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report_json: Option<PathBuf>,
-    /// Also write a SARIF 2.1.0 report to FILE (for code-scanning tools).
-    #[arg(long, value_name = "FILE")]
-    pub report_sarif: Option<PathBuf>,
-    /// Show every item of every check (human format). Default: at most 10
-    /// per check, then "…and N more".
-    #[arg(long)]
-    pub no_truncate: bool,
 }
 
 /// Flags of `list-checks`.

@@ -1,25 +1,20 @@
 //! Runs a parsed command and decides the exit code (0, 1 or 2) in one place.
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::checks::CHECKS;
-use crate::cli::{CheckArgs, Cli, Command, Format, ListFormat, OutputArgs, SnapshotArgs};
+use crate::cli::{CheckArgs, Cli, Command, ListFormat, SnapshotArgs};
 use crate::engine::{self, EvalOptions, Target};
 use crate::layout;
 use crate::manifest;
 use crate::record::{RECORD, Record};
-use crate::report::{self, HumanOptions, Report, Verdict};
+use crate::report::Verdict;
+pub use crate::report::emit::{
+    EXIT_ERROR, EXIT_FAIL, EXIT_PASS, emit, emit_report, exit_code, print_report,
+};
 use crate::rootfs;
-
-/// Exit code: passed.
-pub const EXIT_PASS: u8 = 0;
-/// Exit code: forbidden changes found.
-pub const EXIT_FAIL: u8 = 1;
-/// Exit code: the tool could not do its job.
-pub const EXIT_ERROR: u8 = 2;
 
 /// Run and map the outcome to an exit code.
 pub fn main(cli: Cli) -> ExitCode {
@@ -165,52 +160,4 @@ fn check(args: &CheckArgs, command: &str) -> Result<u8> {
     }
     emit_report(&report, &args.output)?;
     Ok(exit_code(&report))
-}
-
-/// The exit code a report's verdict maps to.
-pub fn exit_code(report: &Report) -> u8 {
-    match report.verdict {
-        Verdict::Pass => EXIT_PASS,
-        Verdict::Fail => EXIT_FAIL,
-    }
-}
-
-/// Write the report files asked for, then the report on stdout.
-pub fn emit_report(report: &Report, output: &OutputArgs) -> Result<()> {
-    if let Some(file) = &output.report_json {
-        rootfs::write_ambient_file(file, report::render_json(report).as_bytes())?;
-    }
-    if let Some(file) = &output.report_sarif {
-        rootfs::write_ambient_file(file, report::render_sarif(report).as_bytes())?;
-    }
-    let text = match output.format {
-        Format::Human => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let max_items = (!output.no_truncate).then_some(10);
-            report::render_human(report, HumanOptions { color, max_items })
-        }
-        Format::Json => report::render_json(report),
-        Format::Sarif => report::render_sarif(report),
-    };
-    emit(&text)
-}
-
-/// Render a report to stdout in the chosen format, with default options.
-pub fn print_report(report: &Report, format: Format) -> Result<()> {
-    emit_report(
-        report,
-        &OutputArgs {
-            format,
-            ..OutputArgs::default()
-        },
-    )
-}
-
-/// Print to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }

@@ -11,15 +11,21 @@
 //!    entering a mount point, hashing files in parallel.
 //! 3. [`manifest`] is the base reference that [`snapshot`] records: every
 //!    path with its metadata and digest, the rpm package set, ownership;
-//!    [`ostree`] reads the same from an ostree commit instead.
+//!    [`ostree`] reads the same from an ostree commit instead. [`base`]
+//!    finds and loads it (or finds none: structural mode), and [`target`]
+//!    is the tree judged against it.
 //! 4. [`rpmdb`] finds and reads the tree's rpm database (sqlite or
 //!    Berkeley DB).
 //! 5. [`diff`] (paths) and [`pkgdiff`] (packages) compare base and build;
 //!    both are pure.
 //! 6. [`checks`] turns changes into findings, from one registry of named
 //!    checks; [`zones`] says which part of an ostree system a path is in.
-//! 7. [`engine`] strings 2–6 together; [`report`] is the one report model
+//! 7. [`policy`] applies levels, waivers and overrides to the findings;
+//!    [`engine`] strings 2–7 together; [`report`] is the one report model
 //!    and its renderers.
+//!
+//! Modules import only downward, in the layers README's "Layout of the
+//! code" lists.
 //!
 //! Beside the `finalize` pipeline: [`layout`] plans and applies the ostree
 //! rewrite (/var to tmpfiles.d, /opt and /usr/local content that the

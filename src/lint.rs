@@ -31,15 +31,14 @@ use crate::checks::Finding;
 use crate::checks::labels::{self, ImageFacts};
 use crate::checks::layers::MALFORMED_LAYER;
 use crate::checks::structural::NO_BASE_REFERENCE;
-use crate::cli::{OutputArgs, RuleArgs};
-use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
 use crate::manifest::{self, Manifest};
 use crate::oci::against::Against;
 use crate::oci::reference::Reference;
 use crate::oci::{Image, MalformedMember, ReadOptions};
-use crate::policy::{Policy, Setting};
+use crate::policy::{Policy, RuleArgs, Setting};
 use crate::report::Report;
+use crate::report::emit::{OutputArgs, emit_report, exit_code};
 use crate::rootfs;
 
 /// Flags of `lint`.

@@ -29,6 +29,25 @@ use serde::Deserialize;
 
 use crate::checks::{self, Level};
 
+/// Flags that decide the verdict: shared by `finalize`, `diff` and `lint`.
+#[derive(Debug, clap::Args, Default)]
+pub struct RuleArgs {
+    /// Allow deliberate changes to base content: they become recorded
+    /// warnings. The image must then carry LABEL ostree.override=true.
+    #[arg(long)]
+    pub allow_overrides: bool,
+    /// The policy file (YAML). Default: /etc/ostree-finalize/policy.yaml in
+    /// the tree, else /usr/lib/ostree-finalize/policy.yaml, else none.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Do not run this check (repeatable). See `list-checks`.
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub fatal_warnings: bool,
+}
+
 /// Policy locations inside the tree, in order of precedence.
 pub const TREE_POLICIES: &[&str] = &[
     "/etc/ostree-finalize/policy.yaml",

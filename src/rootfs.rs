@@ -110,7 +110,7 @@ pub struct WalkOptions {
     /// base has gets [`Entry::ostree`] (the base's header with this
     /// content) instead of a SHA-256.
     pub ostree: Option<std::sync::Arc<dyn HashPrefix>>,
-    /// Read regular files: hash them (and read their xattrs). Off for a
+    /// Read regular files (hash them) and every entry's xattrs. Off for a
     /// structural-only run, which needs names, metadata and the kept text;
     /// then only the files whose text is kept are opened.
     pub read_files: bool,
@@ -291,21 +291,27 @@ impl Walker<'_> {
                 let fd = open_child(parent, name, OFlags::DIRECTORY)
                     .with_context(|| format!("{}: cannot open directory", entry.path))?;
                 let sub = Dir::from_std_file(std::fs::File::from(fd));
-                entry.xattrs = fd_xattrs(&sub)
-                    .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
+                if self.opts.read_files {
+                    entry.xattrs = fd_xattrs(&sub)
+                        .with_context(|| format!("{}: cannot read xattrs", entry.path))?;
+                }
                 if !self.opts.opaque.contains(&entry.path) {
                     out = out.append(self.walk_dir(&sub, &entry.path)?);
                 }
             }
-            Kind::File if !self.opts.read_files => {
-                if self.opts.keep_text && crate::zones::text_kept(&entry.path, entry.size) {
-                    let fd = open_child(parent, name, OFlags::empty())
-                        .with_context(|| format!("{}: cannot open", entry.path))?;
-                    let (_, text) = hash_file(fd, &st, true, &[])
-                        .with_context(|| format!("{}: cannot read", entry.path))?;
-                    entry.text = text;
-                }
+            // Not reading files: only those whose text is kept are opened.
+            Kind::File
+                if !self.opts.read_files
+                    && self.opts.keep_text
+                    && crate::zones::text_kept(&entry.path, entry.size) =>
+            {
+                let fd = open_child(parent, name, OFlags::empty())
+                    .with_context(|| format!("{}: cannot open", entry.path))?;
+                let (_, text) = hash_file(fd, &st, true, &[])
+                    .with_context(|| format!("{}: cannot read", entry.path))?;
+                entry.text = text;
             }
+            Kind::File if !self.opts.read_files => {}
             Kind::File => {
                 let fd = open_child(parent, name, OFlags::empty())
                     .with_context(|| format!("{}: cannot open", entry.path))?;
@@ -331,9 +337,12 @@ impl Walker<'_> {
                 let target = rustix::fs::readlinkat(parent, name, Vec::new())
                     .with_context(|| format!("{}: cannot read symlink", entry.path))?;
                 entry.target = Some(path::encode(target.as_bytes()).0);
-                entry.xattrs = path_xattrs(parent, name);
+                if self.opts.read_files {
+                    entry.xattrs = path_xattrs(parent, name);
+                }
             }
-            _ => entry.xattrs = path_xattrs(parent, name),
+            _ if self.opts.read_files => entry.xattrs = path_xattrs(parent, name),
+            _ => {}
         }
         out.entries.push(entry);
         Ok(out)

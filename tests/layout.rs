@@ -119,25 +119,11 @@ fn var_content_and_users_round_trip_through_real_systemd_tmpfiles_and_sysusers_o
 
     // A fresh deployment: /var/lib is empty, the user database is the
     // base's. The real systemd tools rebuild both exactly.
-    fs::remove_dir_all(tree.path("/var/lib")).unwrap();
-    fs::create_dir(tree.path("/var/lib")).unwrap();
-    let passwd = fs::read_to_string(tree.path("/etc/passwd")).unwrap();
-    fs::write(
-        tree.path("/etc/passwd"),
-        passwd.replace(
-            "app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin\n",
-            "",
-        ),
-    )
-    .unwrap();
-    let root_arg = format!("--root={}", tree.root().display());
-    sh("systemd-sysusers", &[&root_arg]);
-    let passwd = fs::read_to_string(tree.path("/etc/passwd")).unwrap();
-    assert!(
-        passwd.contains("app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin"),
-        "{passwd}"
+    redeploy_with_systemd(
+        &tree,
+        "/var/lib",
+        "app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin\n",
     );
-    sh("systemd-tmpfiles", &[&root_arg, "--create"]);
     // Base /var/lib held only the rpmdb-free skeleton: compare the whole subtree.
     assert_eq!(
         tree_digest(&tree.path("/var/lib")),

@@ -498,6 +498,89 @@ fn an_opaque_marker_under_a_non_directory_is_malformed_layer() {
 }
 
 #[test]
+fn an_opaque_marker_in_the_image_root_is_malformed_layer_and_hides_nothing() {
+    // A plain unpack would delete the whole base; overlay ignores it.
+    let top = empty_member(Layer::new().finalized(), ".wh..wh..opq");
+    let top = empty_member(top, "./usr/../.wh..wh..opq");
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/"), "deny"),
+            f("malformed-layer", Some("/"), "deny"),
+        ],
+        &["./usr/../.wh..wh..opq", ".wh..wh..opq"],
+    );
+}
+
+#[test]
+fn other_reserved_whiteout_names_are_malformed_layer_in_every_directory() {
+    // aufs metadata: skipped in the root by docker and containers/storage,
+    // read as a whiteout of `.wh.plnk` below it, and by containerd's
+    // overlay converter everywhere.
+    let mut top = Layer::new().finalized();
+    for name in [
+        ".wh..wh.plnk",
+        "usr/.wh..wh.aufs",
+        "usr/share/doc/x/.wh..wh.orph",
+    ] {
+        top = empty_member(top, name);
+    }
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/"), "deny"),
+            f("malformed-layer", Some("/usr"), "deny"),
+            f("malformed-layer", Some("/usr/share/doc/x"), "deny"),
+        ],
+        &[
+            ".wh..wh.plnk",
+            "usr/.wh..wh.aufs",
+            "usr/share/doc/x/.wh..wh.orph",
+        ],
+    );
+}
+
+#[test]
+fn a_path_through_a_whiteout_named_directory_is_malformed_layer_at_every_level() {
+    // `.wh..` and `.wh...` as directories, at the root and deeper, and an
+    // opaque marker used as a directory: none of them is created, and the
+    // base file a runtime could reach through them is untouched.
+    let top = Layer::new()
+        .finalized()
+        .raw(
+            b"usr/lib/.wh../libx.so",
+            header(tar::EntryType::Regular, 0o644, 4),
+            b"evil",
+        )
+        .raw(
+            b".wh.../etc/conf",
+            header(tar::EntryType::Regular, 0o644, 4),
+            b"evil",
+        )
+        .raw(
+            b"usr/share/.wh..wh..opq/doc",
+            header(tar::EntryType::Regular, 0o644, 4),
+            b"evil",
+        )
+        .hardlink("usr/bin/via", "usr/.wh.x/tool");
+    assert_malformed(
+        top,
+        &[
+            f("malformed-layer", Some("/.wh..."), "deny"),
+            f("malformed-layer", Some("/usr/bin/via"), "deny"),
+            f("malformed-layer", Some("/usr/lib/.wh.."), "deny"),
+            f("malformed-layer", Some("/usr/share/.wh..wh..opq"), "deny"),
+        ],
+        &[
+            ".wh.../etc/conf",
+            "usr/bin/via",
+            "usr/lib/.wh../libx.so",
+            "usr/share/.wh..wh..opq/doc",
+        ],
+    );
+}
+
+#[test]
 fn a_hardlink_outside_the_image_or_to_nothing_is_malformed_layer() {
     let top = Layer::new()
         .finalized()

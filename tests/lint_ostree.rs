@@ -701,25 +701,22 @@ fn misplaced_and_missing_bases_are_exit_2_saying_what_to_pass() {
 
     // No base at all: structural checks only, and the warning says how to
     // give one.
-    let out = lint(&["--image", &image]);
-    assert_ne!(out.code, 2, "{out}");
-    let json = out.json();
-    let warning = findings(&json, "no-base-reference")[0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let no_base_warning = |image: &str| {
+        let out = lint(&["--image", image]);
+        assert_ne!(out.code, 2, "{out}");
+        let json = out.json();
+        findings(&json, "no-base-reference")[0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let warning = no_base_warning(&image);
     assert!(warning.contains("--base-image REF"), "{warning}");
 
     // An image that carries an ostree repository is told why that is not
     // taken as the base.
     let container = pack_as_ostree_container(f.base.root(), &f.repo);
-    let out = lint(&["--image", &f.image("container", &[&container])]);
-    assert_ne!(out.code, 2, "{out}");
-    let json = out.json();
-    let warning = findings(&json, "no-base-reference")[0]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let warning = no_base_warning(&f.image("container", &[&container]));
     assert!(
         warning.contains("/sysroot/ostree/repo") && warning.contains("--base ostree:REPO"),
         "{warning}"

@@ -433,3 +433,541 @@ fn completions_and_man_page_are_generated_from_the_cli() {
     man.expect_code(0);
     assert!(man.stdout.contains(".TH ostree-finalize"));
 }
+
+// ---------------------------------------------------------------------------
+// The CI formats: Markdown summaries and GitHub annotations
+
+/// A world-writable file whose name carries everything that could break a
+/// Markdown table or a workflow command: a pipe, an escaped pipe,
+/// backticks, emphasis, HTML, a comma, a colon, a percent sign and a
+/// newline.
+const HOSTILE: &str = "/usr/bin/evil|pipe \\| `tick` *star* <b>x<i>, a:b 100%\nnext";
+
+/// [`HOSTILE`] as reports show it: the backslash doubled.
+fn hostile_shown() -> String {
+    HOSTILE.replace('\\', "\\\\")
+}
+
+/// [`eventful`], plus a package added, one upgraded and one removed, the
+/// hostile file, and 12 more world-writable files (a table past its cap).
+fn ci_tree() -> BaseTree {
+    let tree = eventful();
+    let rpm = |args: &[&str]| rpm_in(tree.root(), args);
+    rpm(&[
+        "-i",
+        "--nodeps",
+        "--noscripts",
+        rpm_path("extra-tool-1.0-1").to_str().unwrap(),
+    ]);
+    rpm(&[
+        "-U",
+        "--nodeps",
+        "--noscripts",
+        rpm_path("base-utils-1.1-1").to_str().unwrap(),
+    ]);
+    rpm(&["-e", "--nodeps", "--noscripts", "base-lib"]);
+    fs::write(tree.path("/etc/base-utils.conf"), "level=debug\n").unwrap();
+    let mut files: Vec<String> = (0..12).map(|i| format!("/usr/bin/ww{i:02}")).collect();
+    files.push(HOSTILE.to_string());
+    for f in files {
+        fs::write(tree.path(&f), "x").unwrap();
+        fs::set_permissions(tree.path(&f), fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    tree
+}
+
+#[test]
+fn markdown_and_github_snapshots() {
+    let tree = ci_tree();
+    let base = ["finalize", "--dry-run", "--root", root(&tree)];
+    let md = run(&[&base[..], &["--format", "markdown"]].concat());
+    md.expect_code(1);
+    insta::assert_snapshot!("markdown", stable(&md.stdout, &tree));
+    let gh = run(&[&base[..], &["--format", "github"]].concat());
+    gh.expect_code(1);
+    insta::assert_snapshot!("github", stable(&gh.stdout, &tree));
+}
+
+#[test]
+fn github_annotations_are_one_escaped_command_per_finding() {
+    let tree = ci_tree();
+    let base = ["finalize", "--dry-run", "--root", root(&tree)];
+    let json = run(&[&base[..], &["--format", "json"]].concat()).json();
+    let gh = run(&[&base[..], &["--format", "github"]].concat());
+    let lines: Vec<&str> = gh.stdout.lines().collect();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(lines.len(), findings.len() + 1, "{}", gh.stdout);
+    for (line, f) in lines.iter().zip(findings) {
+        // Parse it back as the runner does: `::CMD PROPS::DATA`.
+        let rest = line.strip_prefix("::").unwrap();
+        let (head, data) = rest.split_once("::").unwrap();
+        let (cmd, props) = head.split_once(' ').unwrap();
+        let want = match f["level"].as_str().unwrap() {
+            "deny" => "error",
+            "warn" => "warning",
+            _ => "notice",
+        };
+        assert_eq!(cmd, want);
+        let unescape = |s: &str| {
+            s.replace("%0A", "\n")
+                .replace("%0D", "\r")
+                .replace("%3A", ":")
+                .replace("%2C", ",")
+                .replace("%25", "%")
+        };
+        let props: Vec<(&str, String)> = props
+            .split(',')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k, unescape(v))
+            })
+            .collect();
+        let mut want_props = vec![("title", f["check"].as_str().unwrap().to_string())];
+        if let Some(path) = f["path"].as_str() {
+            want_props.push(("file", path.to_string()));
+        }
+        assert_eq!(props, want_props, "{line}");
+        let message = unescape(data);
+        assert!(
+            message.starts_with(f["message"].as_str().unwrap()),
+            "{line}"
+        );
+        if let Some(detail) = f["detail"].as_str() {
+            assert!(message.ends_with(detail.trim_end()), "{line}");
+        }
+    }
+    let hostile = finding(&json, "world-writable", &hostile_shown());
+    assert!(hostile["message"].as_str().unwrap().contains('\n'));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("evil|pipe") && l.contains("%0Anext"))
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with(
+            "ostree-finalize finalize against /usr/lib/ostree-finalize/base.json: FAIL ("
+        ),
+        "{last}"
+    );
+}
+
+/// What a Markdown document renders as, block by block.
+#[derive(Debug, Clone, PartialEq)]
+enum Block {
+    Heading(usize, String),
+    Para(String),
+    Code(String),
+    Table(Vec<String>, Vec<Vec<String>>),
+}
+
+/// Parse Markdown as GitHub does (tables and strikethrough on) into its
+/// headings, paragraphs, code blocks and tables; `<br>` reads as a line
+/// break, code spans as their text.
+fn blocks(md: &str) -> Vec<Block> {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut head: Vec<String> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let take = std::mem::take::<String>;
+    let opts = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    for ev in Parser::new_ext(md, opts) {
+        match ev {
+            Event::Start(Tag::TableCell | Tag::Paragraph | Tag::Heading { .. })
+            | Event::Start(Tag::CodeBlock(_)) => text.clear(),
+            Event::End(TagEnd::Heading(level)) => {
+                out.push(Block::Heading(level as usize, take(&mut text)))
+            }
+            Event::End(TagEnd::Paragraph) => out.push(Block::Para(take(&mut text))),
+            Event::End(TagEnd::CodeBlock) => out.push(Block::Code(take(&mut text))),
+            Event::End(TagEnd::TableCell) => row.push(take(&mut text)),
+            Event::End(TagEnd::TableHead) => head = std::mem::take(&mut row),
+            Event::End(TagEnd::TableRow) => rows.push(std::mem::take(&mut row)),
+            Event::End(TagEnd::Table) => out.push(Block::Table(
+                std::mem::take(&mut head),
+                std::mem::take(&mut rows),
+            )),
+            Event::Text(t) | Event::Code(t) => text.push_str(&t),
+            Event::InlineHtml(h) if &*h == "<br>" => text.push('\n'),
+            Event::InlineHtml(h) => panic!("raw HTML {h:?} in a cell or line:\n{md}"),
+            Event::SoftBreak => text.push(' '),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A path as the Markdown shows it in a code span: control characters
+/// escaped.
+fn shown_path(p: &str) -> String {
+    p.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn markdown_renders_as_the_summary_it_claims_to_be() {
+    let tree = ci_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("summary.md");
+    let base = ["finalize", "--dry-run", "--root", root(&tree)];
+    let json = run(&[&base[..], &["--format", "json"]].concat()).json();
+    let out = run(&[
+        &base[..],
+        &[
+            "--format",
+            "markdown",
+            "--report-markdown",
+            file.to_str().unwrap(),
+        ],
+    ]
+    .concat());
+    out.expect_code(1);
+    assert_eq!(fs::read_to_string(&file).unwrap(), out.stdout);
+    let human = run(&base);
+    let verdict = human.stdout.lines().last().unwrap();
+    let verdict = verdict.strip_prefix("ostree-finalize finalize: ").unwrap();
+
+    let doc = blocks(&out.stdout);
+    let mut at = doc.iter();
+    let mut next = || {
+        at.next()
+            .cloned()
+            .unwrap_or_else(|| panic!("ended early:\n{doc:#?}"))
+    };
+    assert_eq!(
+        next(),
+        Block::Heading(2, "❌ ostree-finalize finalize: FAIL".into())
+    );
+    assert_eq!(next(), Block::Para(verdict.into()));
+    let s = &json["summary"];
+    let count = |l: &str| vec![l.to_string(), s[l].to_string()];
+    assert_eq!(
+        next(),
+        Block::Table(
+            vec!["Level".into(), "Findings".into()],
+            vec![count("deny"), count("warn"), count("info")]
+        )
+    );
+    assert_eq!(
+        next(),
+        Block::Para("Base: /usr/lib/ostree-finalize/base.json".into())
+    );
+    // One section per check, in report order: heading, summary, table.
+    let findings = json["findings"].as_array().unwrap();
+    let mut ids: Vec<&str> = findings
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    ids.dedup();
+    assert!(ids.len() >= 5, "{ids:?}");
+    let mut capped = 0;
+    for id in ids {
+        let of: Vec<&Value> = findings.iter().filter(|f| f["check"] == id).collect();
+        let Block::Heading(3, heading) = next() else {
+            panic!("no heading for {id}:\n{}", out.stdout)
+        };
+        assert!(heading.starts_with(&format!("{id} (")), "{heading}");
+        assert!(matches!(next(), Block::Para(_)), "{id}: no summary");
+        let Block::Table(head, rows) = next() else {
+            panic!("no table for {id}:\n{}", out.stdout)
+        };
+        assert_eq!(head, ["Level", "Path", "Package", "Message"]);
+        assert_eq!(rows.len(), of.len().min(10), "{id}");
+        for (row, f) in rows.iter().zip(&of) {
+            let want = [
+                f["level"].as_str().unwrap().to_string(),
+                f["path"].as_str().map_or("—".into(), shown_path),
+                f["package"].as_str().unwrap_or("—").to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            ];
+            assert_eq!(row[..], want[..], "{id}");
+        }
+        if of.len() > 10 {
+            capped += 1;
+            let Block::Para(more) = next() else { panic!() };
+            assert!(
+                more.starts_with(&format!("…and {} more", of.len() - 10)),
+                "{more}"
+            );
+        }
+        for f in of.iter().take(10) {
+            if let Some(detail) = f["detail"].as_str() {
+                assert_eq!(next(), Block::Code(detail.to_string()), "{id}");
+            }
+        }
+    }
+    assert!(capped >= 1, "a capped table:\n{}", out.stdout);
+    // The hostile name and message survive, each in its own cell.
+    // (Its row was compared above, cell by cell.)
+    finding(&json, "world-writable", &hostile_shown());
+    assert!(out.stdout.contains("evil\\|pipe"));
+    // Then the package changes.
+    assert_eq!(next(), Block::Heading(3, "Package changes".into()));
+    assert_eq!(next(), Block::Para("1 added, 1 removed, 1 changed.".into()));
+    assert_eq!(
+        next(),
+        Block::Table(
+            vec!["Change".into(), "Base".into(), "Image".into()],
+            vec![
+                vec!["added".into(), "—".into(), "extra-tool-1.0-1.noarch".into()],
+                vec![
+                    "removed".into(),
+                    "base-lib-2:1.0-1.noarch".into(),
+                    "—".into()
+                ],
+                vec![
+                    "upgraded".into(),
+                    "base-utils-1.0-1.noarch".into(),
+                    "base-utils-1.1-1.noarch".into()
+                ],
+            ]
+        )
+    );
+}
+
+#[test]
+fn markdown_from_diff_and_lint_parses_too() {
+    let tree = ci_tree();
+    let diff = run(&["diff", "--root", root(&tree), "--format", "markdown"]);
+    let doc = blocks(&diff.stdout);
+    assert!(doc.contains(&Block::Heading(3, "Paths".into())), "{doc:#?}");
+    let lint = run(&["lint", "--rootfs", root(&tree), "--format", "markdown"]);
+    lint.expect_code(1);
+    let doc = blocks(&lint.stdout);
+    assert_eq!(
+        doc[0],
+        Block::Heading(2, "❌ ostree-finalize lint: FAIL".into())
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The CI examples in the README
+
+/// Every ```yaml block of the README.
+fn readme_yaml_blocks() -> Vec<String> {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("\n```").next().unwrap().to_string())
+        .collect()
+}
+
+/// The simple commands of a shell script, as words: line continuations
+/// joined, comments dropped, quotes removed, split at `;`, `|`, `&`, and
+/// redirections (with their targets) left out.
+fn shell_commands(script: &str) -> Vec<Vec<String>> {
+    let script = script.replace("\\\n", " ");
+    let mut cmds = Vec::new();
+    for line in script.lines() {
+        let mut cmd: Vec<String> = Vec::new();
+        let mut word = String::new();
+        let mut in_word = false;
+        let mut redirect = false;
+        let mut quote: Option<char> = None;
+        let mut chars = line.chars();
+        let end_word =
+            |word: &mut String, in_word: &mut bool, redirect: &mut bool, cmd: &mut Vec<String>| {
+                if *in_word {
+                    if *redirect {
+                        *redirect = false;
+                    } else {
+                        cmd.push(std::mem::take(word));
+                    }
+                }
+                word.clear();
+                *in_word = false;
+            };
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some('"'), '\\') => word.extend(chars.next()),
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                (None, '\\') => {
+                    word.extend(chars.next());
+                    in_word = true;
+                }
+                (None, '#') if !in_word => break,
+                (None, ' ' | '\t') => end_word(&mut word, &mut in_word, &mut redirect, &mut cmd),
+                (None, ';' | '|' | '&') => {
+                    end_word(&mut word, &mut in_word, &mut redirect, &mut cmd);
+                    if !cmd.is_empty() {
+                        cmds.push(std::mem::take(&mut cmd));
+                    }
+                }
+                (None, '>' | '<') => {
+                    // `2>`: the digit is the descriptor, not a word.
+                    if in_word && word.chars().all(|d| d.is_ascii_digit()) {
+                        word.clear();
+                        in_word = false;
+                    }
+                    end_word(&mut word, &mut in_word, &mut redirect, &mut cmd);
+                    redirect = true;
+                }
+                (None, c) => {
+                    word.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        assert!(quote.is_none(), "unclosed quote in {line:?}");
+        end_word(&mut word, &mut in_word, &mut redirect, &mut cmd);
+        if !cmd.is_empty() {
+            cmds.push(cmd);
+        }
+    }
+    cmds
+}
+
+/// Every shell script in a CI file: GitHub's `run:` strings, GitLab's
+/// `script:` (and `before_script:`, `after_script:`) strings and lists.
+fn scripts(v: &serde_yaml::Value, out: &mut Vec<String>) {
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Mapping(m) => {
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or_default();
+                let is_script = matches!(key, "run" | "script" | "before_script" | "after_script");
+                match v {
+                    Y::String(s) if is_script => out.push(s.clone()),
+                    Y::Sequence(items) if is_script => {
+                        out.extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)))
+                    }
+                    _ => scripts(v, out),
+                }
+            }
+        }
+        Y::Sequence(items) => items.iter().for_each(|i| scripts(i, out)),
+        _ => {}
+    }
+}
+
+/// The value after `flag` in a command's words.
+fn flag_value<'a>(words: &'a [String], flag: &str) -> Option<&'a str> {
+    words
+        .iter()
+        .position(|w| w == flag)
+        .and_then(|i| words.get(i + 1))
+        .map(String::as_str)
+}
+
+#[test]
+fn the_readme_ci_examples_are_valid_yaml_and_valid_commands() {
+    use clap::Parser as _;
+    use ostree_finalize::cli::{Cli, Command};
+    let mut lint_commands: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut docs = Vec::new();
+    for (i, block) in readme_yaml_blocks().iter().enumerate() {
+        let doc: serde_yaml::Value = serde_yaml::from_str(block)
+            .unwrap_or_else(|e| panic!("README yaml block {i} does not parse: {e}\n{block}"));
+        let mut found = Vec::new();
+        scripts(&doc, &mut found);
+        for script in found {
+            for words in shell_commands(&script) {
+                let start = words
+                    .iter()
+                    .position(|w| !w.contains('=') && w != "sudo" && w != "env" && w != "exec")
+                    .unwrap_or(words.len());
+                let words = &words[start..];
+                let is_ours = words.first().is_some_and(|w| {
+                    std::path::Path::new(w)
+                        .file_name()
+                        .is_some_and(|n| n == "ostree-finalize")
+                });
+                if !is_ours {
+                    continue;
+                }
+                match Cli::try_parse_from(words) {
+                    Ok(cli) => {
+                        if let Command::Lint(args) = &cli.command {
+                            ostree_finalize::lint::Settings::from_args(args)
+                                .unwrap_or_else(|e| panic!("README block {i}: {words:?}: {e:#}"));
+                            lint_commands.push((i, words.to_vec()));
+                        }
+                    }
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {}
+                    Err(e) => panic!("README block {i}: {words:?} is not a valid command:\n{e}"),
+                }
+            }
+        }
+        docs.push(doc);
+    }
+    // The GitHub Actions job: annotations, then the step summary and the
+    // SARIF upload of the files that lint command wrote.
+    let (gh, gh_lint) = lint_commands
+        .iter()
+        .find(|(_, w)| flag_value(w, "--format") == Some("github"))
+        .map(|(i, w)| (&docs[*i], w))
+        .expect("a GitHub Actions example running lint --format github");
+    let text = serde_yaml::to_string(gh).unwrap();
+    let sarif = flag_value(gh_lint, "--report-sarif").expect("--report-sarif");
+    let summary = flag_value(gh_lint, "--report-markdown").expect("--report-markdown");
+    let steps = gh["jobs"]["lint"]["steps"]
+        .as_sequence()
+        .expect("jobs.lint.steps");
+    assert!(steps.iter().any(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif@"))
+            && s["with"]["sarif_file"].as_str() == Some(sarif)
+    }));
+    assert!(steps.iter().any(|s| {
+        s["run"]
+            .as_str()
+            .is_some_and(|r| r.contains(summary) && r.contains("\"$GITHUB_STEP_SUMMARY\""))
+    }));
+    assert!(text.contains("security-events: write"));
+    // The GitLab job keeps the reports its lint command writes.
+    let (gl, gl_lint) = lint_commands
+        .iter()
+        .map(|(i, w)| (&docs[*i], w))
+        .find(|(d, _)| d.get("jobs").is_none())
+        .expect("a GitLab CI example running lint");
+    let job = gl
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|j| j.get("script").is_some())
+        .unwrap();
+    let kept: Vec<&str> = job["artifacts"]["paths"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    for flag in ["--report-json", "--report-sarif", "--report-markdown"] {
+        let file = flag_value(gl_lint, flag).unwrap_or_else(|| panic!("GitLab lint has {flag}"));
+        assert!(kept.contains(&file), "{file} not kept in {kept:?}");
+    }
+    assert_eq!(job["artifacts"]["when"].as_str(), Some("always"));
+}
+
+#[test]
+fn shell_words_are_split_as_the_examples_need() {
+    let cmds = shell_commands(
+        "ostree-finalize lint \\\n  --image 'oci:a b' # comment\nFOO=1 x >> \"$F\" 2>/dev/null && y --z=\"q\" | z",
+    );
+    let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        cmds,
+        [
+            w(&["ostree-finalize", "lint", "--image", "oci:a b"]),
+            w(&["FOO=1", "x"]),
+            w(&["y", "--z=q"]),
+            w(&["z"]),
+        ]
+    );
+}

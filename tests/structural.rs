@@ -165,25 +165,11 @@ fn finalize_with_no_base_on(layout: Layout) {
 
     // A fresh deployment: empty /var, the user gone from /etc/passwd. The
     // real systemd tools bring both back.
-    fs::remove_dir_all(tree.path("/var")).unwrap();
-    fs::create_dir(tree.path("/var")).unwrap();
-    let passwd = fs::read_to_string(tree.path("/etc/passwd")).unwrap();
-    fs::write(
-        tree.path("/etc/passwd"),
-        passwd.replace(
-            "app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin\n",
-            "",
-        ),
-    )
-    .unwrap();
-    let root_arg = format!("--root={}", tree.root().display());
-    sh("systemd-sysusers", &[&root_arg]);
-    assert!(
-        fs::read_to_string(tree.path("/etc/passwd"))
-            .unwrap()
-            .contains("app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin")
+    redeploy_with_systemd(
+        &tree,
+        "/var",
+        "app:x:990:985:App Daemon:/var/lib/app:/usr/sbin/nologin\n",
     );
-    sh("systemd-tmpfiles", &[&root_arg, "--create"]);
     assert_eq!(
         fs::read_to_string(tree.path("/var/lib/app/data.txt")).unwrap(),
         "important data\n"

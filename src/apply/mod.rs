@@ -15,14 +15,21 @@
 //!    filesystems, LUKS, kernel arguments, passwords, unknown fields — is
 //!    refused with exit 2, naming the field (a JSON pointer or a YAML
 //!    path). Nothing is silently ignored.
-//! 2. [`plan`] (pure, over a [`plan::TreeView`]) decides every write for
-//!    the whole config, with [`users`] (sysusers.d, homes, SSH keys) and
-//!    [`units`] (unit files, `systemctl enable`/`mask` symlinks). Entries
-//!    that would replace or change base content outside /etc become
-//!    `base-modified` findings, judged by the normal policy:
-//!    `--allow-overrides` turns them into recorded warnings.
+//! 2. [`plan`] (pure, over a [`tree::TreeView`]) decides every write for
+//!    the whole config, with [`users`] (sysusers.d, homes, SSH keys,
+//!    against the tree's user database in [`userdb`]) and [`units`] (unit
+//!    files, `systemctl enable`/`mask` symlinks). Each write is put to the
+//!    add-only rules of [`decide`]: entries that would replace or change
+//!    base content outside /etc become `base-modified` findings, judged by
+//!    the normal policy: `--allow-overrides` turns them into recorded
+//!    warnings.
 //! 3. Only when the verdict passes (and not with `--dry-run`) does
 //!    [`write`](mod@write) carry the plan out, no-follow, by temp file and rename.
+//!
+//! Dependencies inside `apply` point one way: [`users`] and [`units`]
+//! extend the planner of [`plan`], which asks [`decide`] and [`userdb`];
+//! [`write`](mod@write) carries out [`plan::Op`]s; all of them read the
+//! tree through [`tree`], and the readers share the model of [`config`].
 //!
 //! Base content is what the base reference in the tree says (written by
 //! `ostree-finalize snapshot`); without one, every existing path outside
@@ -30,10 +37,10 @@
 //!
 //! `/var` is machine state that ostree never updates from an image, so
 //! `apply` never writes there: `/var` entries become lines of
-//! [`plan::GENERATED_TMPFILES`] (regular files preserved under
+//! [`tree::GENERATED_TMPFILES`] (regular files preserved under
 //! /usr/share/factory for `C` lines, as `finalize` does), and reach the
 //! machine at boot through systemd-tmpfiles. Users and groups go to
-//! [`plan::GENERATED_SYSUSERS`]; SSH keys go where Ignition puts them (see
+//! [`tree::GENERATED_SYSUSERS`]; SSH keys go where Ignition puts them (see
 //! [`users`]). Running `apply` again merges into both files, so several
 //! configs can be applied in turn, and the same config twice changes
 //! nothing — except an `append` to an existing file given no contents,
@@ -47,10 +54,13 @@
 
 pub mod butane;
 pub mod config;
+pub mod decide;
 pub mod ignition;
 pub mod plan;
 pub mod resource;
+pub mod tree;
 pub mod units;
+pub mod userdb;
 pub mod users;
 pub mod write;
 
@@ -60,13 +70,12 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 
 use crate::checks;
-use crate::cli::{Format, OutputArgs};
-use crate::commands;
 use crate::policy::Resolve;
+use crate::report::emit::{self, Format, OutputArgs};
 use crate::report::{Report, Verdict};
 use crate::rootfs;
-use plan::TreeView;
 use resource::Local;
+use tree::TreeView;
 
 /// Flags of `apply`.
 #[derive(Debug, Args)]
@@ -165,8 +174,8 @@ pub fn run(args: &ApplyArgs) -> Result<u8> {
     } else {
         eprint!("{summary}");
     }
-    commands::emit_report(&report, &args.output)?;
-    Ok(commands::exit_code(&report))
+    emit::emit_report(&report, &args.output)?;
+    Ok(emit::exit_code(&report))
 }
 
 /// What was (or would be) written, one line per write.

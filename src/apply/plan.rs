@@ -1,6 +1,9 @@
-//! The pure planner: a config and a view of the tree → the writes, and the
-//! `base-modified` findings, decided for the whole config before anything
-//! is written.
+//! The pure planner: a config and a view of the tree → the writes, planned
+//! for the whole config before anything is written. Whether a write is
+//! allowed at all, and whether it changes base content, is not decided
+//! here: every resolved path and every write is put to the add-only rules
+//! of [`super::decide`], whose `base-modified` findings the [`Plan`]
+//! carries.
 //!
 //! Paths are resolved the way Ignition resolves them at first boot: a
 //! symlink in a parent component is followed *inside* the tree (so
@@ -17,7 +20,8 @@
 //!   not consulted.
 //! - runtime directories and API filesystems: refused.
 //!
-//! Owners are resolved against the tree's own user database. A user or
+//! Owners are resolved against the tree's own user database
+//! ([`super::userdb`]). A user or
 //! group that will only exist at boot (created by sysusers.d with a dynamic
 //! id) is written as root and fixed by a tmpfiles.d `z` line, which runs
 //! after systemd-sysusers.
@@ -25,48 +29,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
-use sha2::Digest;
 
 use super::config::{Config, Directory, File, Link, Loc, Owner, Problems};
-use crate::checks::{self, Finding};
+use super::decide::{AddOnly, refusal};
+use super::tree::{GENERATED_SYSUSERS, GENERATED_TMPFILES, Node, TreeView};
+use super::userdb::{Db, Id, line_key};
+use crate::checks::Finding;
 use crate::layout::FACTORY;
 use crate::layout::tmpfiles::{self, Line};
 use crate::manifest::{Kind, Manifest};
-use crate::path::{decode, encode, is_within};
+use crate::path::{decode, encode};
 use crate::zones::{self, Zone, zone};
-
-/// The tmpfiles.d file `apply` writes (`/var` content, homes, SSH keys,
-/// owners that exist only at boot).
-pub const GENERATED_TMPFILES: &str = "/usr/lib/tmpfiles.d/ostree-finalize-apply.conf";
-
-/// The sysusers.d file `apply` writes (users, groups, memberships).
-pub const GENERATED_SYSUSERS: &str = "/usr/lib/sysusers.d/ostree-finalize-apply.conf";
-
-/// One node of the tree, as the planner sees it (never followed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    /// File type.
-    pub kind: Kind,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner gid.
-    pub gid: u32,
-    /// Symlink target, encoded like paths ([`crate::path::encode`]).
-    pub target: Option<String>,
-}
-
-/// Read access to the tree. Paths are absolute and encoded; a path whose
-/// parent is missing or not a directory simply does not exist.
-pub trait TreeView {
-    /// The node at `path`, not following a final symlink.
-    fn node(&self, path: &str) -> Result<Option<Node>>;
-    /// The contents of the regular file at `path`.
-    fn read(&self, path: &str) -> Result<Vec<u8>>;
-    /// The names in the directory at `path`, sorted; empty when missing.
-    fn list(&self, path: &str) -> Result<Vec<String>>;
-}
 
 /// One write, carried out by [`super::write`] in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,15 +148,6 @@ pub(super) struct Planned {
     content: Option<Vec<u8>>,
 }
 
-/// An id known now, or one that sysusers allocates at boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Id {
-    /// Known at build time.
-    Known(u32),
-    /// Allocated at boot; only the name is known.
-    Deferred,
-}
-
 /// A resolved owner: ids (when known) and names (for tmpfiles.d lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Who {
@@ -247,14 +211,13 @@ impl TmpLine {
 /// The planner's state; `users.rs` and `units.rs` add their parts.
 pub(super) struct Planner<'a> {
     pub(super) view: &'a dyn TreeView,
-    base: Option<&'a Manifest>,
+    add_only: AddOnly<'a>,
     overlay: BTreeMap<String, Planned>,
     pub(super) ops: Vec<Op>,
-    findings: BTreeMap<String, Finding>,
     pub(super) p: Problems,
     tmp: BTreeMap<(Vec<u8>, u8), (Loc, TmpLine)>,
     pub(super) sysusers: BTreeMap<(u8, String, String), String>,
-    pub(super) db: super::users::Db,
+    pub(super) db: Db,
 }
 
 /// Plan a whole config. `Err` lists every problem (exit 2); findings are
@@ -265,13 +228,12 @@ pub fn plan(
     base: Option<&Manifest>,
     origin: &str,
 ) -> Result<Plan> {
-    let db = super::users::Db::load(view)?;
+    let db = Db::load(view)?;
     let mut pl = Planner {
         view,
-        base,
+        add_only: AddOnly::new(view, base),
         overlay: BTreeMap::new(),
         ops: Vec::new(),
-        findings: BTreeMap::new(),
         p: Problems::default(),
         tmp: BTreeMap::new(),
         sysusers: BTreeMap::new(),
@@ -290,11 +252,9 @@ pub fn plan(
     pl.units(&config.units)?;
     pl.generated()?;
     pl.p.into_result(origin)?;
-    let mut findings: Vec<Finding> = pl.findings.into_values().collect();
-    checks::sort(&mut findings);
     Ok(Plan {
         ops: pl.ops,
-        findings,
+        findings: pl.add_only.into_findings(),
     })
 }
 
@@ -321,22 +281,6 @@ impl Entry<'_> {
             Entry::Link(l) => &l.at,
         }
     }
-}
-
-/// Paths the tool itself manages: a config may not write them.
-fn reserved(path: &str) -> bool {
-    is_within(path, crate::manifest::STATE_DIR)
-        || [
-            GENERATED_TMPFILES,
-            GENERATED_SYSUSERS,
-            zones::GENERATED_TMPFILES,
-            zones::GENERATED_SYSUSERS,
-        ]
-        .contains(&path)
-}
-
-fn sha(bytes: &[u8]) -> Vec<u8> {
-    sha2::Sha256::digest(bytes).to_vec()
 }
 
 impl<'a> Planner<'a> {
@@ -457,27 +401,8 @@ impl<'a> Planner<'a> {
         }
         cur.push(last.to_string());
         let resolved = format!("/{}", cur.join("/"));
-        let top = format!("/{}", cur[0]);
-        if crate::rootfs::NEVER_SCANNED.contains(&top.as_str()) {
-            self.p.push(
-                at,
-                format!("{resolved} is not part of the image ({top} is not carried)"),
-            );
-            return Ok(None);
-        }
-        if zone(&resolved) == Zone::Runtime {
-            self.p.push(
-                at,
-                format!(
-                    "{resolved} is in a runtime directory: finalize empties it and ostree never \
-                     deploys it"
-                ),
-            );
-            return Ok(None);
-        }
-        if reserved(&resolved) {
-            self.p
-                .push(at, format!("{resolved} is managed by ostree-finalize"));
+        if let Some(why) = refusal(&resolved) {
+            self.p.push(at, why);
             return Ok(None);
         }
         Ok(Some(resolved))
@@ -646,7 +571,7 @@ impl<'a> Planner<'a> {
         if existing.as_ref() == Some(&planned) {
             return Ok(());
         }
-        self.check_base(&d.at, &path, &planned, None)?;
+        self.add_only.check_base(&d.at, &path, &planned, None)?;
         self.ops.push(Op::Dir {
             path: path.clone(),
             mode: planned.mode,
@@ -845,7 +770,8 @@ impl<'a> Planner<'a> {
         if existing.as_ref() == Some(&planned) && self.content(path)? == content {
             return Ok(());
         }
-        self.check_base(at, path, &planned, Some(&content))?;
+        self.add_only
+            .check_base(at, path, &planned, Some(&content))?;
         self.ops.push(Op::File {
             path: path.to_string(),
             content: content.clone(),
@@ -954,7 +880,7 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
-        self.check_base(at, path, &planned, None)?;
+        self.add_only.check_base(at, path, &planned, None)?;
         self.ops.push(Op::Symlink {
             path: path.to_string(),
             target: target.to_string(),
@@ -974,13 +900,7 @@ impl<'a> Planner<'a> {
     /// Remove a symlink (disabling or unmasking a unit). Removing base
     /// content, even in /etc, is a `base-modified` finding.
     pub(super) fn remove_link(&mut self, at: &Loc, path: &str) -> Result<()> {
-        let in_base = match self.base {
-            Some(m) => m.get(path).is_some(),
-            None => self.base_ref(path)?.is_some(),
-        };
-        if in_base {
-            self.finding(path, format!("{at} would remove the base's {path}"));
-        }
+        self.add_only.check_removal(at, path)?;
         self.ops.push(Op::Remove {
             path: path.to_string(),
         });
@@ -1007,102 +927,6 @@ impl<'a> Planner<'a> {
             group: who.group.clone(),
         };
         self.tmp.insert((path, 1), (at.clone(), line));
-    }
-
-    /// What the base has at `path`, for the add-only rule: from the base
-    /// reference when there is one, else whatever the tree has there now
-    /// (every existing path counts as base). `/etc` and `/var` are exempt.
-    fn base_ref(&self, path: &str) -> Result<Option<(Node, Option<Vec<u8>>)>> {
-        if matches!(zone(path), Zone::Etc | Zone::Var | Zone::Runtime) {
-            return Ok(None);
-        }
-        if let Some(m) = self.base {
-            return Ok(m.get(path).map(|e| {
-                (
-                    Node {
-                        kind: e.kind,
-                        mode: e.mode,
-                        uid: e.uid,
-                        gid: e.gid,
-                        target: e.target.clone(),
-                    },
-                    e.sha256.map(|h| h.0.to_vec()),
-                )
-            }));
-        }
-        let Some(n) = self.view.node(path)? else {
-            return Ok(None);
-        };
-        let digest = if n.kind == Kind::File {
-            Some(sha(&self.view.read(path)?))
-        } else {
-            None
-        };
-        Ok(Some((n, digest)))
-    }
-
-    /// A `base-modified` finding when `planned` differs from base content.
-    fn check_base(
-        &mut self,
-        at: &Loc,
-        path: &str,
-        planned: &Node,
-        content: Option<&[u8]>,
-    ) -> Result<()> {
-        let Some((base, digest)) = self.base_ref(path)? else {
-            return Ok(());
-        };
-        let mut aspects = Vec::new();
-        if base.kind != planned.kind {
-            aspects.push(format!(
-                "a {} would replace the base {}",
-                planned.kind.name(),
-                base.kind.name()
-            ));
-        } else {
-            if let Some(c) = content
-                && digest.as_deref() != Some(sha(c).as_slice())
-            {
-                aspects.push("contents".to_string());
-            }
-            if base.target != planned.target {
-                aspects.push("symlink target".to_string());
-            }
-            if base.kind != Kind::Symlink && base.mode != planned.mode {
-                aspects.push(format!("mode {:04o} → {:04o}", base.mode, planned.mode));
-            }
-            if (base.uid, base.gid) != (planned.uid, planned.gid) {
-                aspects.push(format!(
-                    "owner {}:{} → {}:{}",
-                    base.uid, base.gid, planned.uid, planned.gid
-                ));
-            }
-        }
-        if aspects.is_empty() {
-            return Ok(());
-        }
-        self.finding(
-            path,
-            format!(
-                "{at} would change base content {path}: {}",
-                aspects.join(", ")
-            ),
-        );
-        Ok(())
-    }
-
-    fn finding(&mut self, path: &str, message: String) {
-        let Some(check) = checks::lookup("base-modified") else {
-            return;
-        };
-        let package = self.base.and_then(|m| {
-            let e = m.get(path)?;
-            let i = *e.owners.first()? as usize;
-            Some(m.packages.get(i)?.nevra.clone())
-        });
-        let f =
-            Finding::new(check, Some(path.to_string()), message).with_package(package.as_deref());
-        self.findings.entry(path.to_string()).or_insert(f);
     }
 
     /// Our tmpfiles.d and sysusers.d files: earlier runs' lines are kept
@@ -1162,7 +986,7 @@ impl<'a> Planner<'a> {
         if !self.sysusers.is_empty() {
             let mut lines: BTreeMap<(u8, String, String), String> = BTreeMap::new();
             for line in self.existing_text(GENERATED_SYSUSERS)?.lines() {
-                if let Some(key) = super::users::line_key(line) {
+                if let Some(key) = line_key(line) {
                     lines.insert(key, line.to_string());
                 }
             }

@@ -13,8 +13,9 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, StatxFlags};
 use rustix::io::Errno;
 
-use super::plan::{Node, Op, TreeView};
+use super::plan::Op;
 use super::resource::MAX_SIZE;
+use super::tree::{Node, TreeView};
 use crate::layout::apply::{make_symlink, open_parent, write_file};
 use crate::manifest::Kind;
 use crate::path::{decode, encode};

@@ -61,10 +61,21 @@ pub enum Name {
     Path(String),
     /// `.wh.NAME`: hide this path of the lower layers.
     Whiteout(String),
-    /// `.wh..wh..opq`: hide the lower contents of this directory.
+    /// `.wh..wh..opq`: hide the lower contents of this directory (the
+    /// image root is [`Name::OpaqueRoot`]).
     Opaque(String),
-    /// Other `.wh..wh.` metadata (aufs), skipped as runtimes skip it.
-    Ignored,
+    /// `.wh..wh..opq` in the image root: malformed. A plain unpack
+    /// (docker's and containers/storage's `UnpackLayer`, the vfs driver)
+    /// deletes every lower path; overlay storage marks its layer's root
+    /// directory opaque, which overlayfs ignores for the root, so nothing is
+    /// hidden. No standard tool writes it: a layer cannot replace the root.
+    OpaqueRoot,
+    /// Another `.wh..wh.` name (aufs metadata, `.wh..wh.plnk`, …) in this
+    /// directory: malformed. Docker and containers/storage skip it in the
+    /// root only and elsewhere read it as a whiteout of `.wh.NAME`;
+    /// containerd's overlay converter makes a whiteout device for it
+    /// anywhere. Exporters never write them.
+    Reserved(String),
     /// A whiteout of no name, `.` or `..` (`.wh.`, `.wh..`, `.wh...`) in
     /// this directory: malformed. Runtimes read it as the removal of the
     /// directory itself or of its parent (a plain unpack), or refuse it
@@ -73,6 +84,13 @@ pub enum Name {
     /// A name whose `..` climbs above the root: malformed. Runtimes refuse
     /// it as a breakout.
     Escapes,
+    /// A name whose path (after cleaning) goes through a directory named
+    /// `.wh.…` (this directory): malformed. The OCI image spec reserves
+    /// such names for whiteouts, so no filesystem a layer describes can
+    /// have that directory; its own member would be read as a whiteout
+    /// (of `.` or `..` for `.wh..` and `.wh...`), and runtimes make it only
+    /// as a side effect of creating the parents of this member.
+    UnderWhiteout(String),
 }
 
 /// Interpret a raw member name (or hardlink target).
@@ -85,6 +103,11 @@ pub enum Name {
 /// member names and hardlink targets as breakouts (moby cleans an absolute
 /// member name before joining it, and lets `/../x` through as `/x`, but
 /// not as a hardlink target; this reader refuses both alike).
+///
+/// Then, at every directory level: a name whose cleaned path goes through
+/// a `.wh.…` directory is [`Name::UnderWhiteout`]; the last part decides
+/// the rest (whiteout, opaque marker, reserved `.wh..wh.` name, whiteout of
+/// `.` or `..`, or a plain path).
 pub fn classify(raw: &[u8]) -> Name {
     let mut parts: Vec<&[u8]> = Vec::new();
     for part in raw.split(|&b| b == b'/') {
@@ -113,7 +136,13 @@ pub fn classify(raw: &[u8]) -> Name {
         path::encode(&out).0
     };
     let parent = &parts[..parts.len() - 1];
+    if let Some(at) = parent.iter().position(|p| p.starts_with(WHITEOUT)) {
+        return Name::UnderWhiteout(join(&parent[..=at]));
+    }
     if last == OPAQUE {
+        if parent.is_empty() {
+            return Name::OpaqueRoot;
+        }
         return Name::Opaque(join(parent));
     }
     let Some(hidden) = last.strip_prefix(WHITEOUT) else {
@@ -123,7 +152,7 @@ pub fn classify(raw: &[u8]) -> Name {
         return Name::WhiteoutOfDot(join(parent));
     }
     if hidden.starts_with(WHITEOUT) {
-        return Name::Ignored;
+        return Name::Reserved(join(parent));
     }
     let mut target = parent.to_vec();
     target.push(hidden);
@@ -150,6 +179,12 @@ pub enum Problem {
     NameEscapes,
     /// A whiteout of no name, `.` or `..` ([`Name::WhiteoutOfDot`]).
     WhiteoutOfDot,
+    /// An opaque marker in the image root ([`Name::OpaqueRoot`]).
+    OpaqueAtRoot,
+    /// A `.wh..wh.` name other than the opaque marker ([`Name::Reserved`]).
+    ReservedWhiteout,
+    /// A path through a `.wh.…` directory ([`Name::UnderWhiteout`]).
+    UnderWhiteout,
     /// An opaque marker that is not an empty regular file (a directory, a
     /// symlink, a hardlink, a file with content): what it is and what the
     /// runtime unpacks for it disagree.
@@ -178,6 +213,21 @@ impl Problem {
             Problem::WhiteoutOfDot => {
                 "a whiteout of no name, `.` or `..`, which runtimes refuse or read as \
                  deleting the directory itself or its parent"
+                    .to_string()
+            }
+            Problem::OpaqueAtRoot => {
+                "an opaque-directory marker in the image root, which a plain unpack reads as \
+                 deleting every lower layer's content and overlay storage ignores"
+                    .to_string()
+            }
+            Problem::ReservedWhiteout => {
+                "a `.wh..wh.` name that is not the opaque marker (aufs metadata), which \
+                 runtimes skip in the root and elsewhere read as a whiteout of `.wh.NAME`"
+                    .to_string()
+            }
+            Problem::UnderWhiteout => {
+                "its path goes through a directory named `.wh.…`, a name the OCI image spec \
+                 reserves for whiteouts (that directory's own member would delete a path)"
                     .to_string()
             }
             Problem::OpaqueNotEmptyFile => {
@@ -272,8 +322,10 @@ fn member<R: Read>(
         return Ok(None);
     }
     match classify(raw) {
-        Name::Ignored => Ok(None),
         Name::Escapes => Ok(Some((None, Problem::NameEscapes))),
+        Name::OpaqueRoot => Ok(Some((Some("/".to_string()), Problem::OpaqueAtRoot))),
+        Name::Reserved(dir) => Ok(Some((Some(dir), Problem::ReservedWhiteout))),
+        Name::UnderWhiteout(dir) => Ok(Some((Some(dir), Problem::UnderWhiteout))),
         Name::WhiteoutOfDot(dir) => Ok(Some((Some(dir), Problem::WhiteoutOfDot))),
         Name::Whiteout(p) => merged.whiteout(&p).map(|()| None),
         Name::Opaque(d) => {
@@ -601,13 +653,33 @@ mod tests {
             classify(b"usr/share/.wh..wh..opq"),
             Name::Opaque("/usr/share".into())
         );
-        assert_eq!(classify(b".wh..wh..opq"), Name::Opaque("/".into()));
+        assert_eq!(classify(b".wh..wh..opq"), Name::OpaqueRoot);
+        assert_eq!(classify(b"./usr/../.wh..wh..opq"), Name::OpaqueRoot);
         assert_eq!(classify(b"usr/.wh...."), Name::Whiteout("/usr/...".into()));
-        assert_eq!(classify(b".wh..wh.plnk"), Name::Ignored);
+        assert_eq!(classify(b".wh..wh.plnk"), Name::Reserved("/".into()));
+        assert_eq!(
+            classify(b"usr/lib/.wh..wh.aufs"),
+            Name::Reserved("/usr/lib".into())
+        );
         for dot in [&b"usr/.wh.."[..], b"usr/.wh...", b"usr/.wh."] {
             assert_eq!(classify(dot), Name::WhiteoutOfDot("/usr".into()), "{dot:?}");
         }
         assert_eq!(classify(b".wh.."), Name::WhiteoutOfDot("/".into()));
+    }
+
+    #[test]
+    fn a_path_through_a_whiteout_named_directory_is_refused_at_every_level() {
+        for (raw, dir) in [
+            (&b"usr/.wh../x"[..], "/usr/.wh.."),
+            (b".wh.../etc/passwd", "/.wh..."),
+            (b"usr/share/.wh..wh..opq/x", "/usr/share/.wh..wh..opq"),
+            (b"usr/.wh.lib/a/.wh.b/c", "/usr/.wh.lib"),
+            (b"a/.wh.x/.wh.y", "/a/.wh.x"),
+        ] {
+            assert_eq!(classify(raw), Name::UnderWhiteout(dir.into()), "{raw:?}");
+        }
+        // Cleaned first, as runtimes clean it: a `..` takes the part away.
+        assert_eq!(classify(b"usr/.wh.x/../y"), p("/usr/y"));
     }
 
     /// A tar of empty `(name, type, link target)` members, names written byte for byte.
@@ -646,6 +718,9 @@ mod tests {
             (b"usr/none", Link, b"usr/missing"),
             (b"usr/dir", Link, b"usr"),
             (b"usr/ok", Link, b"/usr/file"),
+            (b".wh..wh..opq", Regular, b""),
+            (b"usr/.wh..wh.plnk", Regular, b""),
+            (b"usr/.wh../x", Regular, b""),
             (b"usr/last", Regular, b""),
         ]);
         let spool = Spool::new().unwrap();
@@ -687,6 +762,9 @@ mod tests {
                     Some("/usr/dir"),
                     Problem::LinkToNothing("usr".into())
                 ),
+                m(".wh..wh..opq", Some("/"), Problem::OpaqueAtRoot),
+                m("usr/.wh..wh.plnk", Some("/usr"), Problem::ReservedWhiteout),
+                m("usr/.wh../x", Some("/usr/.wh.."), Problem::UnderWhiteout),
             ]
         );
         let paths: Vec<&str> = merged.iter().map(|(p, _)| p.as_str()).collect();

@@ -115,14 +115,33 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
             let _ = writeln!(out, "  …and {} more", lines.len() - SHOWN);
         }
     }
+    let verdict = verdict_sentence(report);
+    let head = format!("ostree-finalize {}:", report.command);
+    let colour = if report.verdict == Verdict::Pass {
+        "1;32"
+    } else {
+        "1;31"
+    };
+    let _ = writeln!(out, "\n{} {verdict}", paint(opts.color, colour, &head));
+    out.trim_start_matches('\n').to_string()
+}
+
+/// "3 denied, 2 warnings, 1 info".
+pub(super) fn counts_text(report: &Report) -> String {
     let s = &report.summary;
-    let counts = format!(
+    format!(
         "{} denied, {} warning{}, {} info",
         s.deny,
         s.warn,
         if s.warn == 1 { "" } else { "s" },
         s.info
-    );
+    )
+}
+
+/// The verdict with the counts and the way out: `PASS (…)`, `FAIL (…).
+/// Revert …`. Every renderer ends with it.
+pub(super) fn verdict_sentence(report: &Report) -> String {
+    let counts = counts_text(report);
     let allowed = report
         .findings
         .iter()
@@ -155,19 +174,11 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
              with --allow-overrides and add LABEL ostree.override=true to the image."
         ),
     };
-    let verdict = if report.fatal_warnings {
+    if report.fatal_warnings {
         format!("FAIL: warnings are fatal (--fatal-warnings) ({counts}). Fix the warnings above.")
     } else {
         verdict
-    };
-    let head = format!("ostree-finalize {}:", report.command);
-    let colour = if report.verdict == Verdict::Pass {
-        "1;32"
-    } else {
-        "1;31"
-    };
-    let _ = writeln!(out, "\n{} {verdict}", paint(opts.color, colour, &head));
-    out.trim_start_matches('\n').to_string()
+    }
 }
 
 /// Deny findings that no flag can allow, by check id.
@@ -190,7 +201,7 @@ fn fixed_only_by_hand(report: &Report) -> bool {
 /// One line per action, except that the removals of a relocated entry's
 /// paths are one line for the entry: one line per relocated entry, not
 /// per file.
-fn describe_actions(plan: &crate::layout::Plan) -> Vec<String> {
+pub(super) fn describe_actions(plan: &crate::layout::Plan) -> Vec<String> {
     let mut folded = std::collections::HashSet::new();
     let mut out = Vec::new();
     for a in &plan.actions {

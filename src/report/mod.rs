@@ -1,7 +1,12 @@
-//! One report model, several renderers. Only renderers print.
+//! One report model, several renderers: human (build logs), JSON, SARIF
+//! (code scanning), Markdown (pull-request comments, step summaries) and
+//! GitHub workflow commands (annotations). Only renderers print.
 
+pub mod emit;
+mod github;
 mod human;
 mod json;
+mod markdown;
 mod sarif;
 
 use serde::Serialize;
@@ -10,8 +15,11 @@ use crate::checks::{Finding, Level};
 use crate::layout::Plan;
 use crate::pkgdiff::PackageChanges;
 
+pub use emit::{Format, OutputArgs};
+pub use github::render as render_github;
 pub use human::{HumanOptions, render as render_human};
 pub use json::render as render_json;
+pub use markdown::{MarkdownOptions, render as render_markdown};
 pub use sarif::{render as render_sarif, sarif_level};
 
 /// Version of the JSON report shape.

@@ -966,3 +966,21 @@ pub mod oci {
             .collect()
     }
 }
+
+/// A fresh deployment of a finalized tree: `var_dir` emptied, `user_line`
+/// gone from /etc/passwd (the base's user database); then the real
+/// systemd-sysusers must bring the user back and systemd-tmpfiles
+/// `--create` rebuilds /var.
+#[track_caller]
+pub fn redeploy_with_systemd(tree: &BaseTree, var_dir: &str, user_line: &str) {
+    std::fs::remove_dir_all(tree.path(var_dir)).unwrap();
+    std::fs::create_dir(tree.path(var_dir)).unwrap();
+    let passwd = std::fs::read_to_string(tree.path("/etc/passwd")).unwrap();
+    assert!(passwd.contains(user_line), "{passwd}");
+    std::fs::write(tree.path("/etc/passwd"), passwd.replace(user_line, "")).unwrap();
+    let root_arg = format!("--root={}", tree.root().display());
+    sh("systemd-sysusers", &[&root_arg]);
+    let passwd = std::fs::read_to_string(tree.path("/etc/passwd")).unwrap();
+    assert!(passwd.contains(user_line), "systemd-sysusers: {passwd}");
+    sh("systemd-tmpfiles", &[&root_arg, "--create"]);
+}
