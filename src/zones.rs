@@ -80,13 +80,12 @@ pub const KARGS_DIR: &str = "/usr/lib/bootc/kargs.d";
 /// anyway).
 pub const PREPARE_ROOT_CONF: &str = "/usr/lib/ostree/prepare-root.conf";
 
-/// Whether a tree's /var/run entry is the link systemd makes
-/// (`../run`, or `/run`). Anything else there is denied by
+/// Whether a symlink target at /var/run is the link systemd makes
+/// (`../run`, or `/run`). A /var/run that is anything else is denied by
 /// `var-run-not-link`, which then owns the whole subtree: the layout
 /// rewrite neither converts nor reports it.
-pub fn var_run_is_link(e: &crate::manifest::Entry) -> bool {
-    e.kind == crate::manifest::Kind::Symlink
-        && matches!(e.target.as_deref(), Some("../run" | "/run"))
+pub fn is_run_link_target(target: &str) -> bool {
+    matches!(target, "../run" | "/run")
 }
 
 /// Whether bootc reads this path as a kargs.d file.

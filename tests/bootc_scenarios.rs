@@ -1548,12 +1548,20 @@ fn lint_image_sees_a_layer_that_drops_sysroot_or_relinks_ostree() {
         let out = common::oci::lint(&args);
         out.expect_code(0);
         let json = out.json();
-        for check in ["ostree-root-layout", "api-dir-missing", "composefs-disabled"] {
+        for check in [
+            "ostree-root-layout",
+            "api-dir-missing",
+            "composefs-disabled",
+        ] {
             assert!(findings(&json, check).is_empty(), "{check}:\n{out}");
         }
     }
     let tops = [
-        ("no-sysroot", Layer::new().finalized().marker(".wh.sysroot"), "/sysroot"),
+        (
+            "no-sysroot",
+            Layer::new().finalized().marker(".wh.sysroot"),
+            "/sysroot",
+        ),
         (
             "ostree-relinked",
             Layer::new()
@@ -1568,6 +1576,10 @@ fn lint_image_sees_a_layer_that_drops_sysroot_or_relinks_ostree() {
         let out = common::oci::lint(&["--image", &image(tag), "--base-image", &image("base")]);
         out.expect_code(1);
         let json = out.json();
-        assert_eq!(finding(&json, "ostree-root-layout", path)["level"], "deny", "{out}");
+        assert_eq!(
+            finding(&json, "ostree-root-layout", path)["level"],
+            "deny",
+            "{out}"
+        );
     }
 }

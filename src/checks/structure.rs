@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::{Check, Finding, Level};
 use crate::manifest::Kind;
 use crate::rootfs::Tree;
-use crate::zones::{KARGS_DIR, PREPARE_ROOT_CONF, is_kargs_file, var_run_is_link};
+use crate::zones::{KARGS_DIR, PREPARE_ROOT_CONF, is_kargs_file, is_run_link_target};
 
 /// `kargs-invalid`.
 pub const KARGS_INVALID: Check = Check {
@@ -225,6 +225,11 @@ fn usr_etc(tree: &Tree, out: &mut Vec<Finding>) {
                 .to_string(),
         ));
     }
+}
+
+/// Whether /var/run is the link systemd makes.
+pub fn var_run_is_link(e: &crate::manifest::Entry) -> bool {
+    e.kind == Kind::Symlink && e.target.as_deref().is_some_and(is_run_link_target)
 }
 
 fn var_run(tree: &Tree, out: &mut Vec<Finding>) {

@@ -134,10 +134,12 @@ pub fn plan(input: &PlanInput) -> Plan {
     let mut owned: Option<std::collections::HashMap<&str, String>> = None;
     // A /var/run that is not the link to /run is denied (var-run-not-link),
     // which says all there is to say about what lies in it.
-    let bad_var_run = input
-        .tree
-        .get("/var/run")
-        .is_some_and(|e| !crate::zones::var_run_is_link(e));
+    let bad_var_run = input.tree.get("/var/run").is_some_and(|e| {
+        !(e.kind == Kind::Symlink
+            && e.target
+                .as_deref()
+                .is_some_and(crate::zones::is_run_link_target))
+    });
     for change in input.changes {
         let path = change.path();
         if zone(path) != Zone::Var
