@@ -35,10 +35,12 @@ use crate::commands::{emit_report, exit_code};
 use crate::engine::{self, EvalOptions, Target};
 use crate::manifest::{self, Manifest};
 use crate::oci::against::Against;
-use crate::oci::reference::Reference;
-use crate::oci::{Image, MalformedMember, ReadOptions};
+use crate::oci::layout::{BASE_DIGEST, BASE_NAME};
+use crate::oci::proxy::ProxyOptions;
+use crate::oci::reference::{Reference, Transport};
+use crate::oci::{Image, MalformedMember, Opener, ReadOptions};
 use crate::policy::{Policy, Setting};
-use crate::report::Report;
+use crate::report::{BaseSource, FoundBy, Report};
 use crate::rootfs;
 
 /// Flags of `lint`.
@@ -55,15 +57,43 @@ pub struct LintArgs {
     /// only the finalize record is checked beside the tree.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
-    /// The image to lint: oci:DIR, oci-archive:FILE (each with an optional
-    /// :TAG) or docker-archive:FILE (with an optional :NAME:TAG).
+    /// The image to lint, in skopeo's syntax. Read natively: oci:DIR,
+    /// oci-archive:FILE (each with an optional :TAG), docker-archive:FILE
+    /// (with an optional :NAME:TAG). Read through skopeo's image proxy:
+    /// docker://HOST/NAME[:TAG], containers-storage:NAME,
+    /// docker-daemon:NAME, dir:PATH.
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
     /// The base image the image was built FROM (same syntax). Its layers
     /// must be the image's first layers. This is the authoritative check:
     /// the reference recorded inside an image can be rewritten by its build.
+    /// Default: the image's org.opencontainers.image.base.name annotation
+    /// (set by buildah and podman), checked against its base.digest; else
+    /// the base reference recorded in the image.
     #[arg(long, value_name = "REF", conflicts_with = "base")]
     pub base_image: Option<String>,
+    /// Registry credentials for images read through skopeo: a containers
+    /// auth.json, as `skopeo login` writes it. Default: $REGISTRY_AUTH_FILE,
+    /// else skopeo's default places ($XDG_RUNTIME_DIR/containers/auth.json,
+    /// ~/.config/containers/auth.json, ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Verify registries' TLS certificates; --tls-verify=false only for a
+    /// test registry. Default: true.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub tls_verify: bool,
+    /// A directory of CA certificates (*.crt) and client keys (*.cert,
+    /// *.key) for the registry, as skopeo's --cert-dir. Default: the
+    /// system's, and /etc/containers/certs.d/HOST.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// The base reference: a file written by `ostree-finalize snapshot`,
     /// or ostree:REPO[:REF-OR-CHECKSUM], the ostree commit the image or
     /// rootfs was made from, in a host repository (the ref may be left out
@@ -100,7 +130,8 @@ pub enum BaseFrom {
     Ostree(crate::ostree::Spec),
     /// `--base-image REF`.
     Image(Reference),
-    /// Neither: the reference recorded in the subject.
+    /// Neither: for an image, the base its annotations name
+    /// ([`BASE_NAME`]), else the reference recorded in the subject.
     Recorded,
 }
 
@@ -119,6 +150,9 @@ pub struct Settings {
     pub allow_overrides: bool,
     /// `--fatal-warnings`.
     pub fatal_warnings: bool,
+    /// `--authfile`, `--tls-verify`, `--cert-dir`, for images read
+    /// through skopeo.
+    pub proxy: ProxyOptions,
 }
 
 impl Settings {
@@ -150,6 +184,15 @@ impl Settings {
             skip: args.rules.skip.clone(),
             allow_overrides: args.rules.allow_overrides,
             fatal_warnings: args.rules.fatal_warnings,
+            proxy: ProxyOptions {
+                authfile: args
+                    .authfile
+                    .clone()
+                    .or_else(|| std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from))
+                    .filter(|p| !p.as_os_str().is_empty()),
+                tls_verify: args.tls_verify,
+                cert_dir: args.cert_dir.clone(),
+            },
         })
     }
 }
@@ -186,6 +229,8 @@ struct Subjected {
     target: Target,
     base: Manifest,
     origin: String,
+    /// Which base was used and how it was found.
+    source: BaseSource,
     labels: Option<BTreeMap<String, String>>,
     finalized: bool,
     /// The image's malformed layer members (none for a rootfs).
@@ -194,9 +239,10 @@ struct Subjected {
 
 /// Lint as `settings` say and return the report.
 pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
+    let opener = Opener::new(settings.proxy.clone());
     let s = match &settings.subject {
-        Subject::Image(reference) => image_subject(reference, &settings.base, opts)?,
-        Subject::Rootfs(dir) => rootfs_subject(dir, &settings.base, opts)?,
+        Subject::Image(reference) => image_subject(reference, &settings.base, &opener, opts)?,
+        Subject::Rootfs(dir) => rootfs_subject(dir, &settings.base, &opener, opts)?,
     };
     let eval = EvalOptions {
         policy: Some(&settings.policy),
@@ -219,6 +265,7 @@ pub fn lint(settings: &Settings, opts: &ReadOptions) -> Result<Report> {
     report.verdict = judged.verdict;
     report.summary = judged.summary;
     report.findings = judged.findings;
+    report.base_source = Some(s.source);
     if settings.fatal_warnings {
         report.make_warnings_fatal();
     }
@@ -263,15 +310,23 @@ fn malformed_finding(m: &MalformedMember) -> Finding {
     Finding::new(&MALFORMED_LAYER, m.member.path.clone(), msg)
 }
 
-fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
-    let image = Image::open(reference)?;
-    let (contents, base, origin) = match base {
+fn image_subject(
+    reference: &Reference,
+    base: &BaseFrom,
+    opener: &Opener,
+    opts: &ReadOptions,
+) -> Result<Subjected> {
+    let image = opener.open(reference)?;
+    let (contents, base, origin, found_by) = match base {
         BaseFrom::Image(base_ref) => {
-            let base_image = Image::open(base_ref)?;
-            image.check_derived_from(&base_image)?;
-            let (contents, at_base) = image.read_with_base(base_image.layers.len(), opts)?;
-            let manifest = crate::snapshot::manifest_from(at_base.target);
-            (contents, manifest, base_ref.to_string())
+            let base_image = opener.open(base_ref)?;
+            let (contents, manifest) = read_with_base_image(&image, &base_image, opts)?;
+            (
+                contents,
+                manifest,
+                base_ref.to_string(),
+                FoundBy::BaseImageFlag,
+            )
         }
         BaseFrom::Ostree(spec) => {
             // As finalize reads it (engine::load_ostree), in two steps: the
@@ -287,36 +342,176 @@ fn image_subject(reference: &Reference, base: &BaseFrom, opts: &ReadOptions) -> 
             let mut contents = image.read_against(&against, opts)?;
             let base_db = contents.base_db.take();
             let loaded = commit.finish(&opened.repo, base_db, contents.target.rpmdb.as_ref())?;
-            (contents, loaded.manifest, loaded.origin)
+            (contents, loaded.manifest, loaded.origin, FoundBy::BaseFlag)
         }
         BaseFrom::File(file) => {
             // The base first: its file and parse are freed before the
             // layers are read, so the two never add up at the peak.
             let (manifest, origin) = load_file(file)?;
             let contents = image.read(opts)?;
-            (contents, manifest, origin)
+            (contents, manifest, origin, FoundBy::BaseFlag)
         }
-        BaseFrom::Recorded => {
-            let contents = image.read(opts)?;
-            let origin = format!("{} in {}", manifest::DEFAULT_MANIFEST, image.reference);
-            let Some(bytes) = contents.base_reference.as_deref() else {
-                anyhow::bail!(
-                    "{}",
-                    no_recorded_base(&image.reference, contents.ostree_repo)
-                );
-            };
-            let manifest = Manifest::from_json(bytes, &origin)?;
-            (contents, manifest, origin)
-        }
+        BaseFrom::Recorded => match annotated_base(&image, opener)? {
+            Annotated::Found(base_image) => {
+                let (contents, manifest) = read_with_base_image(&image, &base_image, opts)?;
+                let origin = base_image.reference.clone();
+                (contents, manifest, origin, FoundBy::Annotation)
+            }
+            Annotated::NotFound(why) => {
+                let contents = image.read(opts)?;
+                let origin = format!("{} in {}", manifest::DEFAULT_MANIFEST, image.reference);
+                let Some(bytes) = contents.base_reference.as_deref() else {
+                    return no_base_found(&image.reference, contents.ostree_repo, why.as_deref());
+                };
+                if let Some(why) = why {
+                    eprintln!(
+                        "ostree-finalize: {why}; using the base reference recorded in the \
+                         image ({}) instead",
+                        manifest::DEFAULT_MANIFEST
+                    );
+                }
+                let manifest = Manifest::from_json(bytes, &origin)?;
+                (contents, manifest, origin, FoundBy::Recorded)
+            }
+        },
     };
     Ok(Subjected {
         target: contents.target,
         base,
+        source: BaseSource {
+            reference: origin.clone(),
+            found_by,
+        },
         origin,
         labels: Some(image.labels),
         finalized: contents.finalized,
         malformed: contents.malformed,
     })
+}
+
+/// Read `image` and, from the same pass, its base `base_image`, after
+/// checking that the base's layers are the image's first ones.
+fn read_with_base_image(
+    image: &Image,
+    base_image: &Image,
+    opts: &ReadOptions,
+) -> Result<(crate::oci::Contents, Manifest)> {
+    image.check_derived_from(base_image)?;
+    let (contents, at_base) = image.read_with_base(base_image.layers.len(), opts)?;
+    Ok((contents, crate::snapshot::manifest_from(at_base.target)))
+}
+
+/// What the image's base annotations gave.
+enum Annotated {
+    /// The base image they name, its manifest digest checked.
+    Found(Box<Image>),
+    /// No annotation (`None`), or why the image it names could not be
+    /// opened anywhere it was looked for.
+    NotFound(Option<String>),
+}
+
+/// The base image named by the image's [`BASE_NAME`] annotation, looked
+/// for where [`base_candidates`] says, and checked against its
+/// [`BASE_DIGEST`] annotation: a base found with another digest is an
+/// error (the tag was moved or the base tampered with).
+fn annotated_base(image: &Image, opener: &Opener) -> Result<Annotated> {
+    let Some(name) = image.annotations.get(BASE_NAME) else {
+        return Ok(Annotated::NotFound(None));
+    };
+    let mut tried = Vec::new();
+    for candidate in base_candidates(&image.parsed, name) {
+        let base = match Reference::parse(&candidate).and_then(|r| opener.open(&r)) {
+            Ok(base) => base,
+            Err(e) => {
+                tried.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        if let (Some(want), Some(got)) = (image.annotations.get(BASE_DIGEST), &base.manifest_digest)
+            && want != got
+        {
+            anyhow::bail!(
+                "{}: its {BASE_DIGEST} annotation says the base {name} had manifest digest \
+                 {want}, but {candidate} now has {got}. The base's tag was moved or the base \
+                 was replaced; lint against the base the image was built FROM: --base-image \
+                 {}@{want}, or the image you trust as its base",
+                image.reference,
+                candidate.split('@').next().unwrap_or(&candidate)
+            );
+        }
+        return Ok(Annotated::Found(Box::new(base)));
+    }
+    let why = if tried.is_empty() {
+        format!(
+            "{}: its base {name} ({BASE_NAME}) is a local build, which is looked for only \
+             in containers-storage",
+            image.reference
+        )
+    } else {
+        format!(
+            "{}: the base its {BASE_NAME} annotation names was not found: {}",
+            image.reference,
+            tried.join("; ")
+        )
+    };
+    Ok(Annotated::NotFound(Some(why)))
+}
+
+/// Where to look for the base `name` (an annotation: no transport) of an
+/// image read from `image`: first where the image itself came from (the
+/// same containers-storage, the same registry), then `docker://NAME`.
+/// `localhost/…` names a local build, which no registry serves.
+pub fn base_candidates(image: &Reference, name: &str) -> Vec<String> {
+    let (registry, path) = split_registry(name);
+    let mut out = Vec::new();
+    match image.transport {
+        Transport::ContainersStorage => {
+            let rest = image.path.to_string_lossy();
+            let store = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+                Some((spec, _)) => format!("[{spec}]"),
+                None => String::new(),
+            };
+            out.push(format!("containers-storage:{store}{name}"));
+        }
+        Transport::Docker => {
+            if let Some(host) = image.registry()
+                && registry != Some(host.as_str())
+            {
+                out.push(format!("docker://{host}/{path}"));
+            }
+        }
+        Transport::DockerDaemon => out.push(format!("docker-daemon:{name}")),
+        _ => {}
+    }
+    if registry != Some("localhost") {
+        out.push(format!("docker://{name}"));
+    }
+    out.dedup();
+    out
+}
+
+/// `HOST[:PORT]` and the rest of an image name, when its first part names
+/// a registry (has a `.` or `:`, or is `localhost`).
+fn split_registry(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (Some(first), rest)
+        }
+        _ => (None, name),
+    }
+}
+
+/// No base given, none named by the image's annotations, none recorded in
+/// it: the error that names the three ways to give one. (Where the
+/// structural mode will take over: the checks that need no base.)
+fn no_base_found(image: &str, ostree_repo: bool, annotation: Option<&str>) -> Result<Subjected> {
+    let mut msg = no_recorded_base(image, ostree_repo);
+    if let Some(why) = annotation {
+        msg.push_str(&format!(". Also, {why}"));
+    }
+    anyhow::bail!("{msg}")
 }
 
 /// The label ostree-ext puts on the images it encapsulates (and that
@@ -346,9 +541,11 @@ fn check_commit_label(image: &Image, opened: &crate::ostree::Opened) -> Result<(
 /// given; `ostree_repo`: the image carries an ostree repository.
 fn no_recorded_base(image: &str, ostree_repo: bool) -> String {
     let mut msg = format!(
-        "{image}: no base reference recorded in the image ({}). Lint against the base \
-         image it was built FROM (--base-image REF) or the ostree commit it was made from \
-         (--base ostree:REPO[:REF], REPO a host repository), or pass --base FILE",
+        "{image}: no base given, none named by the image's {BASE_NAME} annotation, and no \
+         base reference recorded in the image ({}). Give the base one of three ways: the \
+         base image it was built FROM (--base-image REF), a base reference file written by \
+         `ostree-finalize snapshot` (--base FILE), or the ostree commit it was made from \
+         (--base ostree:REPO[:REF], REPO a host repository)",
         manifest::DEFAULT_MANIFEST
     );
     if ostree_repo {
@@ -363,11 +560,21 @@ fn no_recorded_base(image: &str, ostree_repo: bool) -> String {
     msg
 }
 
-fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) -> Result<Subjected> {
+fn rootfs_subject(
+    dir: &std::path::Path,
+    base: &BaseFrom,
+    opener: &Opener,
+    opts: &ReadOptions,
+) -> Result<Subjected> {
     let root = rootfs::open_root(dir)?;
+    let found_by = match base {
+        BaseFrom::Image(_) => FoundBy::BaseImageFlag,
+        BaseFrom::Ostree(_) | BaseFrom::File(_) => FoundBy::BaseFlag,
+        BaseFrom::Recorded => FoundBy::Recorded,
+    };
     let (manifest, origin, target) = match base {
         BaseFrom::Image(base_ref) => {
-            let contents = Image::open(base_ref)?.read(opts)?;
+            let contents = opener.open(base_ref)?.read(opts)?;
             (
                 crate::snapshot::manifest_from(contents.target),
                 base_ref.to_string(),
@@ -395,6 +602,10 @@ fn rootfs_subject(dir: &std::path::Path, base: &BaseFrom, opts: &ReadOptions) ->
     Ok(Subjected {
         target,
         base: manifest,
+        source: BaseSource {
+            reference: origin.clone(),
+            found_by,
+        },
         origin,
         labels: None,
         finalized,
