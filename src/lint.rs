@@ -436,7 +436,7 @@ fn annotated_base(image: &Image, opener: &Opener) -> Result<Annotated> {
                  was replaced; lint against the base the image was built FROM: --base-image \
                  {}@{want}, or the image you trust as its base",
                 image.reference,
-                candidate.split('@').next().unwrap_or(&candidate)
+                untagged(&candidate)
             );
         }
         return Ok(Annotated::Found(Box::new(base)));
@@ -488,6 +488,17 @@ pub fn base_candidates(image: &Reference, name: &str) -> Vec<String> {
     }
     out.dedup();
     out
+}
+
+/// A reference without its `:TAG` or `@DIGEST` (containers-image takes
+/// one or the other, not both), for a `…@sha256:HEX` suggestion.
+fn untagged(reference: &str) -> &str {
+    let reference = reference.split('@').next().unwrap_or(reference);
+    let name_at = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[name_at..].rfind(':') {
+        Some(i) => &reference[..name_at + i],
+        None => reference,
+    }
 }
 
 /// `HOST[:PORT]` and the rest of an image name, when its first part names
@@ -618,4 +629,53 @@ fn load_file(file: &std::path::Path) -> Result<(Manifest, String)> {
     let origin = file.display().to_string();
     let bytes = engine::read_base_file(file)?;
     Ok((Manifest::from_json(&bytes, &origin)?, origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_is_looked_for_where_the_image_came_from_then_in_its_registry() {
+        let storage =
+            Reference::parse("containers-storage:[vfs@/s+/r]localhost/os/derived").unwrap();
+        assert_eq!(
+            base_candidates(&storage, "localhost/os/base:latest"),
+            ["containers-storage:[vfs@/s+/r]localhost/os/base:latest"]
+        );
+        assert_eq!(
+            base_candidates(&storage, "registry.example:5000/os/base:1"),
+            [
+                "containers-storage:[vfs@/s+/r]registry.example:5000/os/base:1",
+                "docker://registry.example:5000/os/base:1"
+            ]
+        );
+        let pushed = Reference::parse("docker://127.0.0.1:5000/os/derived:1").unwrap();
+        assert_eq!(
+            base_candidates(&pushed, "localhost/os/base:latest"),
+            ["docker://127.0.0.1:5000/os/base:latest"]
+        );
+        assert_eq!(
+            base_candidates(&pushed, "127.0.0.1:5000/os/base:latest"),
+            ["docker://127.0.0.1:5000/os/base:latest"]
+        );
+        let oci = Reference::parse("oci:/x:derived").unwrap();
+        assert!(base_candidates(&oci, "localhost/os/base:latest").is_empty());
+    }
+
+    #[test]
+    fn a_suggested_digest_reference_has_no_tag() {
+        assert_eq!(
+            untagged("docker://127.0.0.1:5000/os/base:latest"),
+            "docker://127.0.0.1:5000/os/base"
+        );
+        assert_eq!(
+            untagged("docker://127.0.0.1:5000/os/base"),
+            "docker://127.0.0.1:5000/os/base"
+        );
+        assert_eq!(
+            untagged("containers-storage:localhost/base:1@sha256:ab"),
+            "containers-storage:localhost/base"
+        );
+    }
 }
