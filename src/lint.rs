@@ -363,7 +363,9 @@ fn image_subject(
                 let Some(bytes) = contents.base_reference.as_deref() else {
                     return no_base_found(&image.reference, contents.ostree_repo, why.as_deref());
                 };
-                if let Some(why) = why {
+                // A local build's name is looked for nowhere but in
+                // containers-storage: nothing to say when it is not.
+                if let Some(why) = why.filter(|w| !w.contains(LOCAL_BUILD)) {
                     eprintln!(
                         "ostree-finalize: {why}; using the base reference recorded in the \
                          image ({}) instead",
@@ -400,6 +402,9 @@ fn read_with_base_image(
     let (contents, at_base) = image.read_with_base(base_image.layers.len(), opts)?;
     Ok((contents, crate::snapshot::manifest_from(at_base.target)))
 }
+
+/// How [`annotated_base`] calls a base named `localhost/…`.
+const LOCAL_BUILD: &str = "a local build";
 
 /// What the image's base annotations gave.
 enum Annotated {
@@ -443,7 +448,7 @@ fn annotated_base(image: &Image, opener: &Opener) -> Result<Annotated> {
     }
     let why = if tried.is_empty() {
         format!(
-            "{}: its base {name} ({BASE_NAME}) is a local build, which is looked for only \
+            "{}: its base {name} ({BASE_NAME}) is {LOCAL_BUILD}, which is looked for only \
              in containers-storage",
             image.reference
         )
