@@ -649,10 +649,10 @@ mod tests {
             ["containers-storage:[vfs@/s+/r]localhost/os/base:latest"]
         );
         assert_eq!(
-            base_candidates(&storage, "registry.example:5000/os/base:1"),
+            base_candidates(&storage, "localhost:5000/os/base:1"),
             [
-                "containers-storage:[vfs@/s+/r]registry.example:5000/os/base:1",
-                "docker://registry.example:5000/os/base:1"
+                "containers-storage:[vfs@/s+/r]localhost:5000/os/base:1",
+                "docker://localhost:5000/os/base:1"
             ]
         );
         let pushed = Reference::parse("docker://127.0.0.1:5000/os/derived:1").unwrap();
