@@ -185,13 +185,38 @@ fn from_manifest(source: &Source, manifest: &ImageManifest) -> Result<Located> {
 /// manifest's digest). From `containers-storage:`, layers are fetched by
 /// `diff_id` (the storage keeps them uncompressed); elsewhere by the
 /// manifest's digest and size.
-pub fn proxied(opened: &super::proxy::Opened, reference: &Reference) -> Result<Located> {
+pub fn proxied(
+    opened: &super::proxy::Opened,
+    reference: &Reference,
+    proxy: &super::proxy::Proxy,
+) -> Result<Located> {
     let name = reference.to_string();
     let manifest = ImageManifest::from_reader(&opened.manifest[..])
         .with_context(|| format!("{name}: the proxy's manifest is not an OCI image manifest"))?;
     let config_name = format!("{name} (config {})", manifest.config().digest());
-    check_digest(&opened.config, sha256_of(manifest.config())?, &config_name)?;
-    let config = parse_config(&opened.config, &config_name)?;
+    let desc = manifest.config();
+    if desc.size() > super::source::MAX_JSON {
+        bail!(
+            "{config_name}: {} bytes, more than the {} allowed for image metadata",
+            desc.size(),
+            super::source::MAX_JSON
+        );
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            proxy.blob(
+                opened.id,
+                &format!("sha256:{}", sha256_of(desc)?),
+                Some(desc.size()),
+            )?,
+            super::source::MAX_JSON,
+        ),
+        &mut bytes,
+    )
+    .with_context(|| format!("{config_name}: cannot read it"))?;
+    check_digest(&bytes, sha256_of(desc)?, &config_name)?;
+    let config = parse_config(&bytes, &config_name)?;
     let diff_ids = diff_ids(&config, manifest.layers().len(), &config_name)?;
     let by_diff_id = reference.transport == Transport::ContainersStorage;
     let mut layers = Vec::new();

@@ -118,7 +118,7 @@ impl Opener {
             }
         };
         let opened = proxy.open(reference)?;
-        let located = layout::proxied(&opened, reference)?;
+        let located = layout::proxied(&opened, reference, &proxy)?;
         let sizes = located
             .layers
             .iter()

@@ -7,8 +7,10 @@
 //! The proxy is spoken to with the `containers-image-proxy` crate (the one
 //! ostree-ext and bootc use). Debian 12 ships skopeo 1.9.3, whose proxy
 //! speaks protocol 0.2.3: only the requests of that version are used
-//! (`OpenImage`, `GetManifest`, `GetFullConfig`, `GetBlob`,
-//! `FinishPipe`), never `GetLayerInfo` (0.2.5) or `GetRawBlob` (0.2.8).
+//! (`OpenImage`, `GetManifest`, `GetBlob`, `FinishPipe`), never
+//! `GetLayerInfo` (0.2.5) or `GetRawBlob` (0.2.8). The config is fetched
+//! as a blob, byte for byte, not with `GetFullConfig`, which re-encodes it
+//! (its digest would no longer be the manifest's).
 //!
 //! The crate is async (tokio). Its runtime stays in this module: one
 //! thread owns a current-thread runtime, the skopeo child and the opened
@@ -80,8 +82,6 @@ pub struct Opened {
     pub manifest_digest: String,
     /// The manifest, converted to OCI by the proxy.
     pub manifest: Vec<u8>,
-    /// The image's config.
-    pub config: Vec<u8>,
 }
 
 type Chunk = io::Result<Vec<u8>>;
@@ -166,7 +166,7 @@ impl Proxy {
             .ok_or_else(|| anyhow!("skopeo's image proxy has stopped"))
     }
 
-    /// Open an image and read its manifest and config. The error says
+    /// Open an image and read its manifest. The error says
     /// what to do about a refused login, an unknown image or a TLS
     /// failure.
     pub fn open(&self, reference: &Reference) -> Result<Opened> {
@@ -220,13 +220,11 @@ async fn serve(proxy: &ImageProxy, images: &mut Vec<OpenedImage>, request: Reque
             let opened = async {
                 let img = proxy.open_image(&reference).await?;
                 let (manifest_digest, manifest) = proxy.fetch_manifest_raw_oci(&img).await?;
-                let config = proxy.fetch_config_raw(&img).await?;
                 images.push(img);
                 Ok::<_, containers_image_proxy::Error>(Opened {
                     id: images.len() - 1,
                     manifest_digest,
                     manifest,
-                    config,
                 })
             }
             .await;
