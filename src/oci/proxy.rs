@@ -104,6 +104,20 @@ enum Request {
 pub struct Proxy {
     requests: Option<mpsc::UnboundedSender<Request>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// skopeo's TMPDIR; removed after skopeo has exited (fields drop
+    /// after [`Proxy::drop`] has joined the thread).
+    _tmp: tempfile::TempDir,
+}
+
+/// A fresh directory under `$TMPDIR`, else `/var/tmp` (where skopeo puts
+/// big files by default).
+fn private_tmpdir() -> io::Result<tempfile::TempDir> {
+    let parent = std::env::var_os("TMPDIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+    tempfile::Builder::new()
+        .prefix("ostree-finalize-skopeo-")
+        .tempdir_in(parent)
 }
 
 impl std::fmt::Debug for Proxy {
@@ -118,7 +132,19 @@ impl Proxy {
     pub fn start(opts: &ProxyOptions, reference: &Reference) -> Result<Proxy> {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
         let (started, ready) = oneshot::channel::<Result<(), String>>();
+        // skopeo's containers-storage source writes each layer it serves to
+        // a temporary file first, and skopeo 1.9.3 may exit before removing
+        // the last one: a private TMPDIR, removed when the proxy stops,
+        // keeps none behind.
+        let tmp = private_tmpdir().context("cannot make a temporary directory for skopeo")?;
+        // (skopeo 1.9.3 reads only its global --tmpdir; newer ones TMPDIR.)
+        let mut skopeo = std::process::Command::new("skopeo");
+        skopeo
+            .arg("--tmpdir")
+            .arg(tmp.path())
+            .env("TMPDIR", tmp.path());
         let mut config = ImageProxyConfig::default();
+        config.skopeo_cmd = Some(skopeo);
         config.authfile = opts.authfile.clone();
         config.certificate_directory = opts.cert_dir.clone();
         config.insecure_skip_tls_verification = Some(!opts.tls_verify);
@@ -151,6 +177,7 @@ impl Proxy {
         let proxy = Proxy {
             requests: Some(requests),
             thread: Some(thread),
+            _tmp: tmp,
         };
         match ready.blocking_recv() {
             Ok(Ok(())) => Ok(proxy),
