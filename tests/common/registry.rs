@@ -2,7 +2,8 @@
 //! distribution registry) on 127.0.0.1 with a free port, htpasswd auth
 //! (bcrypt, by `htpasswd -B`) and TLS with a throwaway self-signed
 //! certificate (by the `openssl` CLI). The config file is written here;
-//! the registry is stopped when the [`Registry`] is dropped.
+//! the registry is stopped when the [`Registry`] is dropped, or when the
+//! test process is gone (a once-per-process fixture is never dropped).
 
 use std::fs;
 use std::io::Write;
@@ -104,8 +105,17 @@ impl Registry {
         )
         .unwrap();
         let log = fs::File::create(d.join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
+        // The fixture lives in a static, which is never dropped: a shell
+        // stops the registry once this test process is gone (or on TERM,
+        // from Drop).
+        let watch = format!(
+            "docker-registry serve \"$1\" & reg=$!; trap 'kill $reg; exit' TERM; \
+             while kill -0 {} 2>/dev/null && kill -0 $reg 2>/dev/null; do sleep 0.5; done; \
+             kill $reg 2>/dev/null; wait $reg",
+            std::process::id()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &watch, "sh"])
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -172,7 +182,9 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
