@@ -777,8 +777,8 @@ fn bad_references_missing_files_and_missing_bases_are_errors() {
     let image = format!("oci:{}:derived", dir.display());
     for (args, hint) in [
         (
-            vec!["--image", "docker://quay.io/x"],
-            "not supported".to_string(),
+            vec!["--image", "docker:x"],
+            "docker://HOST/NAME".to_string(),
         ),
         (
             vec!["--image", "oci:/nonexistent/layout"],

@@ -43,15 +43,31 @@ pub struct Layer {
 pub struct Located {
     /// `config.Labels`.
     pub labels: BTreeMap<String, String>,
+    /// The manifest's annotations (buildah and podman record the base
+    /// image there: [`BASE_NAME`], [`BASE_DIGEST`]); none for
+    /// `docker-archive:`.
+    pub annotations: BTreeMap<String, String>,
+    /// The digest of the manifest, `sha256:HEX`, when the format has one.
+    pub manifest_digest: Option<String>,
     /// The layers, lowest first.
     pub layers: Vec<Layer>,
 }
+
+/// The annotation naming the image a build started `FROM` (no transport).
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+
+/// The annotation with the digest of that base image's manifest.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// Read and check the image's metadata.
 pub fn locate(source: &Source, reference: &Reference) -> Result<Located> {
     match reference.transport {
         Transport::Oci | Transport::OciArchive => oci(source, reference.tag.as_deref()),
         Transport::DockerArchive => docker(source, reference.tag.as_deref()),
+        t => bail!(
+            "{reference}: the {}: transport is read through skopeo",
+            t.name()
+        ),
     }
 }
 
@@ -72,7 +88,9 @@ fn oci(source: &Source, tag: Option<&str>) -> Result<Located> {
         if !INDEX_TYPES.contains(&desc.media_type().to_string().as_str()) {
             let manifest = ImageManifest::from_reader(&bytes[..])
                 .with_context(|| format!("{name}: not an image manifest"))?;
-            return from_manifest(source, &manifest);
+            let mut located = from_manifest(source, &manifest)?;
+            located.manifest_digest = Some(format!("sha256:{}", sha256_of(&desc)?));
+            return Ok(located);
         }
         let nested = ImageIndex::from_reader(&bytes[..])
             .with_context(|| format!("{name}: not an image index"))?;
@@ -156,8 +174,86 @@ fn from_manifest(source: &Source, manifest: &ImageManifest) -> Result<Located> {
     }
     Ok(Located {
         labels: labels(&config),
+        annotations: annotations(manifest),
+        manifest_digest: None,
         layers,
     })
+}
+
+/// An image opened through skopeo's image proxy: its OCI manifest and
+/// config as the proxy gives them (the config checked against the
+/// manifest's digest). From `containers-storage:`, layers are fetched by
+/// `diff_id` (the storage keeps them uncompressed); elsewhere by the
+/// manifest's digest and size.
+pub fn proxied(
+    opened: &super::proxy::Opened,
+    reference: &Reference,
+    proxy: &super::proxy::Proxy,
+) -> Result<Located> {
+    let name = reference.to_string();
+    let manifest = ImageManifest::from_reader(&opened.manifest[..])
+        .with_context(|| format!("{name}: the proxy's manifest is not an OCI image manifest"))?;
+    let config_name = format!("{name} (config {})", manifest.config().digest());
+    let desc = manifest.config();
+    if desc.size() > super::source::MAX_JSON {
+        bail!(
+            "{config_name}: {} bytes, more than the {} allowed for image metadata",
+            desc.size(),
+            super::source::MAX_JSON
+        );
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            proxy.blob(
+                opened.id,
+                &format!("sha256:{}", sha256_of(desc)?),
+                Some(desc.size()),
+            )?,
+            super::source::MAX_JSON,
+        ),
+        &mut bytes,
+    )
+    .with_context(|| format!("{config_name}: cannot read it"))?;
+    check_digest(&bytes, sha256_of(desc)?, &config_name)?;
+    let config = parse_config(&bytes, &config_name)?;
+    let diff_ids = diff_ids(&config, manifest.layers().len(), &config_name)?;
+    let by_diff_id = reference.transport == Transport::ContainersStorage;
+    let mut layers = Vec::new();
+    for (desc, diff_id) in manifest.layers().iter().zip(diff_ids) {
+        layers.push(if by_diff_id {
+            // The size is known only when the manifest names the layer
+            // uncompressed (a local build); see `proxy::Proxy::blob`.
+            let size = (sha256_of(desc)? == diff_id).then(|| desc.size());
+            Layer {
+                blob: format!("sha256:{diff_id}"),
+                digest: None,
+                size,
+                diff_id,
+            }
+        } else {
+            Layer {
+                blob: format!("sha256:{}", sha256_of(desc)?),
+                digest: Some(sha256_of(desc)?.to_string()),
+                size: Some(desc.size()),
+                diff_id,
+            }
+        });
+    }
+    Ok(Located {
+        labels: labels(&config),
+        annotations: annotations(&manifest),
+        manifest_digest: Some(opened.manifest_digest.clone()),
+        layers,
+    })
+}
+
+fn annotations(manifest: &ImageManifest) -> BTreeMap<String, String> {
+    manifest
+        .annotations()
+        .as_ref()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 /// `docker save`'s manifest.json: one object per image.
@@ -213,6 +309,8 @@ fn docker(source: &Source, tag: Option<&str>) -> Result<Located> {
         .collect();
     Ok(Located {
         labels: labels(&config),
+        annotations: BTreeMap::new(),
+        manifest_digest: None,
         layers,
     })
 }

@@ -3,11 +3,14 @@
 //!
 //! The pipeline, in the order an image meets it:
 //!
-//! 1. [`mod@reference`] parses skopeo's `oci:`, `oci-archive:` and
-//!    `docker-archive:` syntax; [`source`] opens the directory or indexes
-//!    the archive in place.
+//! 1. [`mod@reference`] parses skopeo's transport syntax; [`source`] opens
+//!    an `oci:` directory or indexes an `oci-archive:` or `docker-archive:`
+//!    in place. Every other transport (`docker://`, `containers-storage:`,
+//!    `docker-daemon:`, `dir:`) is opened through skopeo's image proxy
+//!    ([`proxy`]), one proxy per run ([`Opener`]).
 //! 2. [`layout`] reads and verifies the index, manifest and config: the
-//!    labels and the layer list with their digests and `diff_id`s.
+//!    labels, the manifest's annotations and the layer list with their
+//!    digests and `diff_id`s.
 //! 3. For each layer, once: [`stream`] decompresses it (detected by magic
 //!    bytes) and hashes it, on a second thread; [`guard`] bounds tar
 //!    metadata entries; [`layer`] turns the tar
@@ -36,12 +39,14 @@ pub mod imagedb;
 pub mod layer;
 pub mod layout;
 pub mod merge;
+pub mod proxy;
 pub mod reference;
 pub mod source;
 pub mod spool;
 pub mod stream;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 
@@ -78,13 +83,78 @@ impl Default for ReadOptions {
     }
 }
 
+/// Opens images: natively for `oci:`, `oci-archive:` and
+/// `docker-archive:`, else through one skopeo image proxy, started on first
+/// use and shared by every image opened here (the image and its base).
+#[derive(Debug, Default)]
+pub struct Opener {
+    opts: proxy::ProxyOptions,
+    proxy: Mutex<Option<Arc<proxy::Proxy>>>,
+}
+
+impl Opener {
+    /// An opener whose proxy uses `opts` (auth and TLS).
+    pub fn new(opts: proxy::ProxyOptions) -> Opener {
+        Opener {
+            opts,
+            proxy: Mutex::new(None),
+        }
+    }
+
+    /// Open an image and verify its metadata.
+    pub fn open(&self, reference: &Reference) -> Result<Image> {
+        if !reference.transport.proxied() {
+            return Image::open(reference);
+        }
+        let proxy = {
+            let mut slot = self.proxy.lock().unwrap_or_else(|e| e.into_inner());
+            match &*slot {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let p = Arc::new(proxy::Proxy::start(&self.opts, reference)?);
+                    *slot = Some(Arc::clone(&p));
+                    p
+                }
+            }
+        };
+        let opened = proxy.open(reference)?;
+        let located = layout::proxied(&opened, reference, &proxy)?;
+        let sizes = located
+            .layers
+            .iter()
+            .filter_map(|l| Some((l.blob.clone(), l.size?)))
+            .collect();
+        Ok(Image {
+            reference: reference.to_string(),
+            parsed: reference.clone(),
+            labels: located.labels,
+            annotations: located.annotations,
+            manifest_digest: located.manifest_digest,
+            layers: located.layers,
+            source: Source::Proxy(source::Proxied {
+                proxy,
+                image: opened.id,
+                name: reference.to_string(),
+                sizes,
+            }),
+        })
+    }
+}
+
 /// An opened image: its metadata read and verified, its layers not yet.
 #[derive(Debug)]
 pub struct Image {
     /// The reference it was opened by, for messages.
     pub reference: String,
+    /// The same, parsed.
+    pub parsed: Reference,
     /// The config's labels (`config.Labels`).
     pub labels: BTreeMap<String, String>,
+    /// The manifest's annotations (see [`layout::BASE_NAME`]).
+    pub annotations: BTreeMap<String, String>,
+    /// The digest of the image's manifest (`sha256:HEX`), when the format
+    /// has one (not `docker-archive:`).
+    pub manifest_digest: Option<String>,
     /// The layers, lowest first.
     pub layers: Vec<layout::Layer>,
     source: Source,
@@ -127,18 +197,24 @@ pub struct MalformedMember {
 }
 
 impl Image {
-    /// Open an image and verify its metadata.
+    /// Open an image and verify its metadata; a proxied transport starts
+    /// skopeo's proxy with the default options (see [`Opener`] to share
+    /// one, with auth and TLS options).
     pub fn open(reference: &Reference) -> Result<Image> {
         let source = match reference.transport {
             Transport::Oci => Source::open_dir(&reference.path)?,
             Transport::OciArchive | Transport::DockerArchive => {
                 Source::open_archive(&reference.path)?
             }
+            _ => return Opener::default().open(reference),
         };
         let located = layout::locate(&source, reference)?;
         Ok(Image {
             reference: reference.to_string(),
+            parsed: reference.clone(),
             labels: located.labels,
+            annotations: located.annotations,
+            manifest_digest: located.manifest_digest,
             layers: located.layers,
             source,
         })
@@ -218,7 +294,9 @@ impl Image {
         if checkpoint == Some(0) {
             at_checkpoint = Some(contents(&merged, against, &malformed)?);
         }
+        let _progress = crate::progress::Progress::layers(&format!("reading {}", self.reference));
         for (i, layer) in self.layers.iter().enumerate() {
+            crate::progress::begin_layer(i + 1, self.layers.len(), layer.size);
             let name = self.source.describe(&layer.blob);
             let found = self
                 .read_layer(layer, &mut merged, &spool, opts, against)

@@ -9,6 +9,16 @@
 //!
 //! As in skopeo, the path ends at the first `:` after the transport, so a
 //! path cannot contain a colon.
+//!
+//! Every other containers-image transport is read through skopeo's image
+//! proxy ([`super::proxy`]); its reference is kept as written and handed to
+//! skopeo, which parses it:
+//!
+//! - `docker://HOST/NAME[:TAG|@DIGEST]`: a registry;
+//! - `containers-storage:[[DRIVER@ROOT+RUNROOT]]NAME`: podman's and
+//!   buildah's local storage;
+//! - `docker-daemon:NAME[:TAG]`: a Docker daemon;
+//! - `dir:PATH`: skopeo's own directory layout.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +34,15 @@ pub enum Transport {
     OciArchive,
     /// `docker-archive:` — a `docker save` tar file.
     DockerArchive,
+    /// `docker://` — a registry, through skopeo.
+    Docker,
+    /// `containers-storage:` — podman's and buildah's storage, through
+    /// skopeo.
+    ContainersStorage,
+    /// `docker-daemon:` — a Docker daemon, through skopeo.
+    DockerDaemon,
+    /// `dir:` — skopeo's directory layout, through skopeo.
+    Dir,
 }
 
 impl Transport {
@@ -33,7 +52,20 @@ impl Transport {
             Transport::Oci => "oci",
             Transport::OciArchive => "oci-archive",
             Transport::DockerArchive => "docker-archive",
+            Transport::Docker => "docker",
+            Transport::ContainersStorage => "containers-storage",
+            Transport::DockerDaemon => "docker-daemon",
+            Transport::Dir => "dir",
         }
+    }
+
+    /// Whether images in this transport are read through skopeo's image
+    /// proxy rather than natively.
+    pub fn proxied(self) -> bool {
+        !matches!(
+            self,
+            Transport::Oci | Transport::OciArchive | Transport::DockerArchive
+        )
     }
 }
 
@@ -42,10 +74,13 @@ impl Transport {
 pub struct Reference {
     /// How the image is stored.
     pub transport: Transport,
-    /// The layout directory or archive file on the host.
+    /// The layout directory or archive file on the host; for a proxied
+    /// transport ([`Transport::proxied`]), everything after `TRANSPORT:`,
+    /// as skopeo takes it (`//HOST/NAME:TAG` for `docker:`).
     pub path: PathBuf,
     /// Which image: an OCI `ref.name` tag, or a docker `RepoTags` entry.
-    /// `None`: the only image there is.
+    /// `None`: the only image there is (and always, when proxied: the tag
+    /// is part of [`Reference::path`]).
     pub tag: Option<String>,
 }
 
@@ -60,22 +95,24 @@ impl Reference {
             "oci" => Transport::Oci,
             "oci-archive" => Transport::OciArchive,
             "docker-archive" => Transport::DockerArchive,
-            "docker" | "containers-storage" | "docker-daemon" | "dir" => bail!(
-                "{text:?}: the {prefix}: transport is not supported (lint reads images \
-                 without a registry, daemon or container storage); copy the image with \
-                 `skopeo copy {text} oci:DIR:TAG` first. Expected {EXPECTED}"
-            ),
+            "docker" => Transport::Docker,
+            "containers-storage" => Transport::ContainersStorage,
+            "docker-daemon" => Transport::DockerDaemon,
+            "dir" => Transport::Dir,
             "ostree-unverified-registry"
             | "ostree-unverified-image"
             | "ostree-remote-registry"
             | "ostree-remote-image"
             | "ostree-image-signed" => bail!(
-                "{text:?}: an rpm-ostree/bootc image reference; lint reads images without a \
-                 registry: copy the image it names with `skopeo copy docker://… oci:DIR:TAG` \
-                 first. Expected {EXPECTED}"
+                "{text:?}: an rpm-ostree/bootc image reference; lint takes the image it \
+                 names in skopeo's syntax: docker://HOST/NAME:TAG for a registry. \
+                 Expected {EXPECTED}"
             ),
             _ => bail!("{text:?}: unknown transport {prefix:?}; expected {EXPECTED}"),
         };
+        if transport.proxied() {
+            return proxied(text, transport, rest);
+        }
         let (path, tag) = match rest.split_once(':') {
             Some((path, tag)) => (path, Some(tag)),
             None => (rest, None),
@@ -94,7 +131,44 @@ impl Reference {
     }
 }
 
-const EXPECTED: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME:TAG]";
+/// A proxied reference: checked only enough to give a clear message here;
+/// skopeo parses the rest.
+fn proxied(text: &str, transport: Transport, rest: &str) -> Result<Reference> {
+    let name = match transport {
+        Transport::Docker => match rest.strip_prefix("//") {
+            Some(name) => name,
+            None => bail!("{text:?}: a registry reference is docker://HOST/NAME[:TAG]"),
+        },
+        _ => rest,
+    };
+    if name.is_empty() {
+        bail!("{text:?}: the reference names no image; expected {EXPECTED}");
+    }
+    Ok(Reference {
+        transport,
+        path: PathBuf::from(rest),
+        tag: None,
+    })
+}
+
+const EXPECTED: &str = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME:TAG], \
+                        or through skopeo docker://HOST/NAME[:TAG], containers-storage:NAME, \
+                        docker-daemon:NAME or dir:PATH";
+
+impl Reference {
+    /// For a `docker://` reference, the registry host (with its port):
+    /// the part before the first `/`, when it names a host (it has a `.`
+    /// or a `:`, or is `localhost`), as containers-image decides.
+    pub fn registry(&self) -> Option<String> {
+        if self.transport != Transport::Docker {
+            return None;
+        }
+        let name = self.path.to_str()?.strip_prefix("//")?;
+        let (first, _) = name.split_once('/')?;
+        (first.contains('.') || first.contains(':') || first == "localhost")
+            .then(|| first.to_string())
+    }
+}
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,16 +203,40 @@ mod tests {
     }
 
     #[test]
+    fn proxied_references_are_kept_as_written() {
+        for (text, transport) in [
+            ("docker://127.0.0.1:5000/os/derived:1", Transport::Docker),
+            (
+                "containers-storage:[vfs@/s+/r]localhost/os:latest",
+                Transport::ContainersStorage,
+            ),
+            ("docker-daemon:os:latest", Transport::DockerDaemon),
+            ("dir:/tmp/x", Transport::Dir),
+        ] {
+            let r = Reference::parse(text).unwrap();
+            assert_eq!(r.transport, transport);
+            assert!(transport.proxied());
+            assert_eq!(r.tag, None);
+            assert_eq!(r.to_string(), text);
+        }
+        let r = Reference::parse("docker://127.0.0.1:5000/os/derived:1").unwrap();
+        assert_eq!(r.registry().as_deref(), Some("127.0.0.1:5000"));
+        assert_eq!(Reference::parse("docker://os").unwrap().registry(), None);
+        assert!(!Transport::Oci.proxied());
+    }
+
+    #[test]
     fn bad_references_are_explained() {
         for (bad, hint) in [
             ("out", "not an image reference"),
             ("oci:", "no path"),
             ("oci:dir:", "empty tag"),
             ("tarball:x", "unknown transport"),
-            ("docker://quay.io/x", "not supported"),
+            ("docker:x/y", "docker://HOST/NAME"),
+            ("containers-storage:", "names no image"),
             (
                 "ostree-unverified-registry:registry.example/os:1",
-                "skopeo copy docker://",
+                "docker://HOST/NAME:TAG",
             ),
         ] {
             let err = Reference::parse(bad).unwrap_err().to_string();

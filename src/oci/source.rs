@@ -42,6 +42,22 @@ pub enum Source {
     },
     /// A tar file (`oci-archive:`, `docker-archive:`).
     Archive(Archive),
+    /// An image opened through skopeo's image proxy ([`super::proxy`]);
+    /// its blobs are named by digest (`sha256:HEX`).
+    Proxy(Proxied),
+}
+
+/// An image opened through skopeo's image proxy.
+#[derive(Debug)]
+pub struct Proxied {
+    /// The running proxy.
+    pub proxy: std::sync::Arc<super::proxy::Proxy>,
+    /// The proxy's handle on the image.
+    pub image: usize,
+    /// The reference, for messages.
+    pub name: String,
+    /// Blob sizes the manifest gives, by digest (`sha256:HEX`).
+    pub sizes: HashMap<String, u64>,
 }
 
 /// An indexed tar archive.
@@ -86,6 +102,7 @@ impl Source {
         let base = match self {
             Source::Dir { name, .. } => name,
             Source::Archive(a) => &a.name,
+            Source::Proxy(p) => return format!("{} (blob {name})", p.name),
         };
         format!("{}/{name}", base.trim_end_matches('/'))
     }
@@ -95,6 +112,7 @@ impl Source {
         match self {
             Source::Dir { dir, .. } => dir.metadata(name).is_ok_and(|m| m.is_file()),
             Source::Archive(a) => a.resolve(name).is_ok(),
+            Source::Proxy(_) => false,
         }
     }
 
@@ -117,6 +135,12 @@ impl Source {
                 };
                 (Box::new(reader) as Box<dyn Read + Send>, size)
             }),
+            Source::Proxy(p) => {
+                let size = p.sizes.get(name).copied();
+                p.proxy
+                    .blob(p.image, name, size)
+                    .map(|reader| (Box::new(reader) as Box<dyn Read + Send>, size.unwrap_or(0)))
+            }
         };
         opened.with_context(|| format!("{}: cannot open", self.describe(name)))
     }

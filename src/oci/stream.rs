@@ -102,6 +102,7 @@ impl<R: Read> Read for Hashing<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
+        crate::progress::add_layer_bytes(n as u64);
         Ok(n)
     }
 }

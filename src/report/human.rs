@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, Verdict};
+use super::{FoundBy, Report, Verdict};
 use crate::checks::Level;
 use crate::layout::Action;
 
@@ -116,6 +116,15 @@ pub fn render(report: &Report, opts: HumanOptions) -> String {
         }
     }
     let verdict = verdict_sentence(report);
+    if let Some(source) = &report.base_source {
+        let how = match source.found_by {
+            FoundBy::BaseImageFlag => "given by --base-image",
+            FoundBy::BaseFlag => "given by --base",
+            FoundBy::Annotation => "named by the image's org.opencontainers.image.base.name",
+            FoundBy::Recorded => "recorded in the image",
+        };
+        let _ = writeln!(out, "\nbase: {} ({how})", source.reference);
+    }
     let head = format!("ostree-finalize {}:", report.command);
     let colour = if report.verdict == Verdict::Pass {
         "1;32"

@@ -57,6 +57,43 @@ pub struct PathChanges {
     pub removed: Vec<String>,
 }
 
+/// How the base was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FoundBy {
+    /// `--base-image REF`.
+    BaseImageFlag,
+    /// `--base FILE` or `--base ostree:REPO[:REF]`.
+    BaseFlag,
+    /// The image's `org.opencontainers.image.base.name` annotation,
+    /// checked against its `base.digest`.
+    Annotation,
+    /// The base reference recorded in the image or tree (`snapshot`'s
+    /// base.json, or the commit of its ostree repository).
+    Recorded,
+}
+
+impl FoundBy {
+    /// The id, as JSON has it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FoundBy::BaseImageFlag => "base-image-flag",
+            FoundBy::BaseFlag => "base-flag",
+            FoundBy::Annotation => "annotation",
+            FoundBy::Recorded => "recorded",
+        }
+    }
+}
+
+/// Which base was used, and how it was found (`lint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BaseSource {
+    /// The base: an image reference, a file, or an ostree commit.
+    pub reference: String,
+    /// How it was found.
+    pub found_by: FoundBy,
+}
+
 /// What a run found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -66,6 +103,9 @@ pub struct Report {
     pub command: String,
     /// Which base reference was used.
     pub base: String,
+    /// Which base was used and how it was found (`lint` fills this in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_source: Option<BaseSource>,
     /// Pass or fail.
     pub verdict: Verdict,
     /// Counts per level.
@@ -116,6 +156,7 @@ impl Report {
             version: REPORT_VERSION,
             command: command.to_string(),
             base,
+            base_source: None,
             verdict: if summary.deny > 0 {
                 Verdict::Fail
             } else {

@@ -63,7 +63,7 @@ pub fn render(report: &Report) -> String {
             r
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
@@ -76,6 +76,10 @@ pub fn render(report: &Report) -> String {
             "properties": { "command": report.command, "verdict": report.verdict },
         }],
     });
+    if let Some(source) = &report.base_source {
+        doc["runs"][0]["properties"]["baseSource"] =
+            json!({ "reference": source.reference, "foundBy": source.found_by });
+    }
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s

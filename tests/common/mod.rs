@@ -27,6 +27,7 @@
 pub mod buildah;
 pub mod e2e;
 pub mod ostree_ext;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
