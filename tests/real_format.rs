@@ -287,6 +287,10 @@ struct Case {
     overridden: &'static [&'static str],
     /// Run the last step in the same RUN as finalize (one layer for both).
     same_step: bool,
+    /// A known failure of ostree-ext 0.15's importer on this case (the
+    /// error text it gives): the import must fail so, and the deployment
+    /// is not checked. Each one is a gap written in the README.
+    import_fails: Option<&'static str>,
 }
 
 /// The check that warns about package files in /var.
@@ -741,6 +745,16 @@ fn check_passes(case: &Case, run: &Run, p: &mut Problems) -> bool {
     let Some(imported) = &run.imported else {
         return false;
     };
+    if let Some(known) = case.import_fails {
+        let failed = [imported.pull.as_ref().err(), imported.deploy.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .any(|e| e.contains(known));
+        p.check(failed, || {
+            format!("{label}: the importer's known failure ({known}) is gone: drop import_fails")
+        });
+        return false;
+    }
     p.check(run.has_var_tmp, || {
         format!("{label}: /var/tmp, which the export adds to the base, is base content and stays in the image")
     });
@@ -859,6 +873,7 @@ fn no_change_passes_imports_and_keeps_var_tmp() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -925,6 +940,7 @@ fn rpm_install_with_var_content_passes_and_records_the_package() {
         seed_once: &["/var/lib/extra-tool/state"],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -943,6 +959,7 @@ fn rpm_install_on_a_chunked_base_passes_and_imports() {
         seed_once: &["/var/lib/extra-tool/state"],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -961,6 +978,7 @@ fn rpm_install_on_a_base_with_rpm_ostree_base_db_passes_and_keeps_the_base_db() 
         seed_once: &["/var/lib/extra-tool/state"],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1007,6 +1025,7 @@ fn overwritten_base_binary_fails_base_modified() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1033,6 +1052,7 @@ fn chmod_setuid_of_a_base_binary_fails_base_modified() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1058,6 +1078,7 @@ fn cp_p_of_one_base_binary_over_another_fails_base_modified() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1083,6 +1104,7 @@ fn rpm_upgrade_to_a_rebuild_with_identical_files_fails_rpm_base_changed() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1133,6 +1155,7 @@ fn user_appended_to_etc_passwd_passes_with_a_sysusers_entry() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((env, runs, mut p)) = run_case(&case) else {
         return;
@@ -1156,6 +1179,7 @@ fn user_added_by_write_and_rename_passes_with_a_sysusers_entry() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((env, runs, mut p)) = run_case(&case) else {
         return;
@@ -1218,6 +1242,7 @@ fn opt_package_installed_through_the_base_link_is_relocated_and_imports() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1237,6 +1262,10 @@ fn the_rm_opt_mkdir_opt_workaround_is_undone_and_imports() {
         seed_once: &[],
         overridden: &[],
         same_step: false,
+        // On a base with composefs enabled in prepare-root.conf, the
+        // importer cannot check out the layers where /opt went from a link
+        // to a directory and back (finalize's layer restores the link).
+        import_fails: Some("opendir(opt): No such file or directory"),
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
@@ -1267,6 +1296,7 @@ fn an_allowed_chmod_in_place_is_repaired_so_the_image_imports() {
         seed_once: &[],
         overridden: &[BASE_TOOL],
         same_step: true,
+        import_fails: None,
     };
     let Some((_, runs, mut p)) = run_case(&case) else {
         return;
