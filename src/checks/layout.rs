@@ -251,7 +251,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     }
     for path in &plan.injected {
         let msg = format!(
-            "{path} is an empty file the build runtime left behind; an empty one would              shadow what the system provides at boot. Cleaned"
+            "{path} is an empty file the build runtime left behind; an empty one would \
+             shadow what the system provides at boot. Cleaned"
         );
         out.push(Finding::new(&INJECTED_FILE, Some(path.clone()), msg));
     }
