@@ -1252,7 +1252,7 @@ fn opt_package_installed_through_the_base_link_is_relocated_and_imports() {
 }
 
 #[test]
-fn the_rm_opt_mkdir_opt_workaround_is_undone_and_imports() {
+fn the_rm_opt_mkdir_opt_workaround_is_undone_and_the_composefs_import_gap_is_pinned() {
     let case = Case {
         name: "opt-workaround",
         base: Base::Plain,
