@@ -124,20 +124,13 @@ impl Opener {
             .iter()
             .filter_map(|l| Some((l.blob.clone(), l.size?)))
             .collect();
-        Ok(Image {
-            reference: reference.to_string(),
-            parsed: reference.clone(),
-            labels: located.labels,
-            annotations: located.annotations,
-            manifest_digest: located.manifest_digest,
-            layers: located.layers,
-            source: Source::Proxy(source::Proxied {
-                proxy,
-                image: opened.id,
-                name: reference.to_string(),
-                sizes,
-            }),
-        })
+        let source = Source::Proxy(source::Proxied {
+            proxy,
+            image: opened.id,
+            name: reference.to_string(),
+            sizes,
+        });
+        Ok(Image::located(reference, located, source))
     }
 }
 
@@ -209,7 +202,13 @@ impl Image {
             _ => return Opener::default().open(reference),
         };
         let located = layout::locate(&source, reference)?;
-        Ok(Image {
+        Ok(Image::located(reference, located, source))
+    }
+
+    /// The image `reference` names, with the metadata found for it and
+    /// the source its blobs come from.
+    fn located(reference: &Reference, located: layout::Located, source: Source) -> Image {
+        Image {
             reference: reference.to_string(),
             parsed: reference.clone(),
             labels: located.labels,
@@ -217,7 +216,7 @@ impl Image {
             manifest_digest: located.manifest_digest,
             layers: located.layers,
             source,
-        })
+        }
     }
 
     /// Check that this image was built `FROM` `base`: the base's layers
