@@ -9,9 +9,9 @@ mod files;
 pub mod labels;
 pub mod layers;
 mod layout;
+pub mod root;
 mod rpm;
 pub mod structural;
-pub mod structure;
 mod system;
 pub mod waivers;
 
@@ -97,13 +97,13 @@ pub const CHECKS: &[Check] = &[
     rpm::PACKAGES_UNKNOWN,
     layers::MALFORMED_LAYER,
     structural::NO_BASE_REFERENCE,
-    structure::KARGS_INVALID,
-    structure::ETC_AND_USR_ETC,
-    structure::VAR_RUN_NOT_LINK,
+    root::KARGS_INVALID,
+    root::ETC_AND_USR_ETC,
+    root::VAR_RUN_NOT_LINK,
     layout::INJECTED_FILE,
-    structure::API_DIR_MISSING,
-    structure::OSTREE_ROOT_LAYOUT,
-    structure::COMPOSEFS_DISABLED,
+    root::API_DIR_MISSING,
+    root::OSTREE_ROOT_LAYOUT,
+    root::COMPOSEFS_DISABLED,
 ];
 
 /// Look a check up by id.
@@ -180,7 +180,7 @@ pub fn run(input: &Input) -> Vec<Finding> {
     files::check(input, &mut out);
     layout::check(input, &mut out);
     system::check(input, &mut out);
-    structure::check(input.current, &mut out);
+    root::check(input.current, &mut out);
     if input.structural {
         out.retain(|f| lookup(f.check).is_none_or(|c| !c.needs_base));
         structural::check(&mut out);
@@ -188,12 +188,12 @@ pub fn run(input: &Input) -> Vec<Finding> {
     out
 }
 
-/// The checks of the root's own layout alone ([`structure`]): what
+/// The checks of the root's own layout alone ([`root`]): what
 /// `snapshot` runs on a base before it records it. Sorted; levels are the
 /// defaults.
 pub fn root_layout(tree: &Tree) -> Vec<Finding> {
     let mut out = Vec::new();
-    structure::check(tree, &mut out);
+    root::check(tree, &mut out);
     sort(&mut out);
     out
 }
