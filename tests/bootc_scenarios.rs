@@ -1465,18 +1465,9 @@ fn empty_injected_files_are_cleaned_but_never_when_they_are_mount_points() {
         r = tree.root().display(),
         bin = bin().display()
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let out = in_private_mounts(&script);
+    out.expect_code(0);
+    let json = out.json();
     assert_matches_schema(&json);
     let cleaned: Vec<&str> = findings(&json, "runtime-injected-file")
         .iter()

@@ -146,24 +146,7 @@ fn setup() -> Env {
 /// (owners, modes and xattrs kept by cp -a), then remove the tree.
 fn commit_base(buildah: &Buildah, tool: &Path, tree: &Path, tag: &str) {
     check(Command::new(tool).args(["snapshot", "--root"]).arg(tree));
-    let ctr = buildah.ok(&["from", "--signature-policy", &buildah.policy(), "scratch"]);
-    let mnt = buildah.ok(&["mount", &ctr]);
-    check(
-        Command::new("cp")
-            .args(["-a", "--"])
-            .arg(tree.join("."))
-            .arg(&mnt),
-    );
-    buildah.ok(&["umount", &ctr]);
-    buildah.ok(&[
-        "commit",
-        "-q",
-        "--signature-policy",
-        &buildah.policy(),
-        &ctr,
-        tag,
-    ]);
-    buildah.ok(&["rm", &ctr]);
+    buildah.commit_tree(tree, tag);
     check(Command::new("rm").arg("-rf").arg(tree));
 }
 

@@ -5,10 +5,8 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::process::Command;
 
 use common::*;
-use serde_json::Value;
 
 #[test]
 fn added_package_and_files_pass_and_are_listed() {
@@ -528,18 +526,9 @@ fn ostree_container_finalize_runs_through_real_ostree_dispatch() {
         ext.path().display(),
         tree.root().display()
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let out = in_private_mounts(&script);
+    out.expect_code(1);
+    let json = out.json();
     assert_eq!(json["command"], "finalize");
     finding(&json, "base-modified", "/usr/bin/base-tool");
 }

@@ -411,24 +411,13 @@ fn mount_points_in_runtime_directories_are_never_touched() {
         r = tree.root().display(),
         bin = bin().display()
     );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    if out.status.code() == Some(1)
-        && String::from_utf8_lossy(&out.stderr).contains("unshare failed")
-    {
+    let out = in_private_mounts(&script);
+    if out.code == 1 && out.stderr.contains("unshare failed") {
         eprintln!("SKIP: cannot make a private mount namespace here");
         return;
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_str(&stdout).unwrap();
+    out.expect_code(0);
+    let json = out.json();
     assert_eq!(
         json["skipped_mounts"],
         serde_json::json!(["/run/.containerenv", "/run/secrets"])

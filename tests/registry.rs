@@ -62,22 +62,7 @@ fn setup() -> Env {
     let buildah = Buildah::new(work, Driver::Vfs);
 
     let tree = common::snapshotted();
-    let ctr = buildah.ok(&["from", "--signature-policy", &buildah.policy(), "scratch"]);
-    let mnt = buildah.ok(&["mount", &ctr]);
-    common::sh(
-        "cp",
-        &["-a", "--", &format!("{}/.", tree.root().display()), &mnt],
-    );
-    buildah.ok(&["umount", &ctr]);
-    buildah.ok(&[
-        "commit",
-        "-q",
-        "--signature-policy",
-        &buildah.policy(),
-        &ctr,
-        "localhost/reg/base:latest",
-    ]);
-    buildah.ok(&["rm", &ctr]);
+    buildah.commit_tree(tree.root(), "localhost/reg/base:latest");
 
     let context = work.join("context");
     fs::create_dir(&context).unwrap();

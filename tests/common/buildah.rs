@@ -263,6 +263,19 @@ impl Buildah {
         );
     }
 
+    /// Commit the tree at `tree` as image `tag`, `FROM scratch` (owners,
+    /// modes and xattrs kept by `cp -a`).
+    #[track_caller]
+    pub fn commit_tree(&self, tree: &Path, tag: &str) {
+        let policy = self.policy();
+        let ctr = self.ok(&["from", "--signature-policy", &policy, "scratch"]);
+        let mnt = self.ok(&["mount", &ctr]);
+        super::sh("cp", &["-a", "--", &format!("{}/.", tree.display()), &mnt]);
+        self.ok(&["umount", &ctr]);
+        self.ok(&["commit", "-q", "--signature-policy", &policy, &ctr, tag]);
+        self.ok(&["rm", &ctr]);
+    }
+
     /// `buildah from IMAGE` then `buildah mount`: the container and where
     /// its root is. `buildah rm` it when done.
     #[track_caller]

@@ -985,3 +985,18 @@ pub fn redeploy_with_systemd(tree: &BaseTree, var_dir: &str, user_line: &str) {
     assert!(passwd.contains(user_line), "systemd-sysusers: {passwd}");
     sh("systemd-tmpfiles", &[&root_arg, "--create"]);
 }
+
+/// Run `script` with `sh -c` in a private mount namespace (`unshare -m`),
+/// where its bind mounts stay; its outcome. Where no namespace can be made,
+/// stderr says "unshare failed".
+pub fn in_private_mounts(script: &str) -> Outcome {
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .output()
+        .expect("running unshare");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
